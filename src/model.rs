@@ -1,0 +1,419 @@
+//! The normalized build model: what every reader produces and every analysis consumes.
+//!
+//! One `Build` describes one BuildKit solve, however it was recorded (rawjson, plain log,
+//! metadata file, history record, `.dockerbuild` bundle). Several inputs of the same build
+//! are merged into one `Build` (see `Build::merge`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What happened to a Dockerfile step in this build.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    /// BuildKit took the result from a cache (local or imported).
+    Cached,
+    /// BuildKit executed the step.
+    Rebuilt,
+    /// The step ran and failed.
+    Failed,
+    /// The step started but was canceled (usually because another step failed).
+    Canceled,
+    /// The step belongs to the build but never started.
+    NotRun,
+    /// A `FROM` step that was resolved or pulled, not built: it has no cache to hit.
+    Base,
+    /// The record ends before the step finished (truncated or still running).
+    #[default]
+    Incomplete,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Cached => "cached",
+            StepStatus::Rebuilt => "rebuilt",
+            StepStatus::Failed => "failed",
+            StepStatus::Canceled => "canceled",
+            StepStatus::NotRun => "not-run",
+            StepStatus::Base => "base",
+            StepStatus::Incomplete => "incomplete",
+        }
+    }
+
+    /// Whether the step did work that a cache hit would have saved.
+    pub fn did_work(self) -> bool {
+        matches!(self, StepStatus::Rebuilt | StepStatus::Failed)
+    }
+}
+
+/// The Dockerfile instruction a step comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StepKind {
+    From,
+    Run,
+    Copy,
+    Add,
+    Workdir,
+    /// Anything else BuildKit labelled with a step index (rare: e.g. `ONBUILD` triggers).
+    #[default]
+    Other,
+}
+
+impl StepKind {
+    pub fn from_keyword(word: &str) -> StepKind {
+        match word.to_ascii_uppercase().as_str() {
+            "FROM" => StepKind::From,
+            "RUN" => StepKind::Run,
+            "COPY" => StepKind::Copy,
+            "ADD" => StepKind::Add,
+            "WORKDIR" => StepKind::Workdir,
+            _ => StepKind::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::From => "FROM",
+            StepKind::Run => "RUN",
+            StepKind::Copy => "COPY",
+            StepKind::Add => "ADD",
+            StepKind::Workdir => "WORKDIR",
+            StepKind::Other => "OTHER",
+        }
+    }
+}
+
+/// Why a step was rebuilt rather than taken from cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RebuildReason {
+    /// The step reads the build context and its other inputs were cached: files it copies changed.
+    ContextChanged,
+    /// An input step was rebuilt, so this step's cache key changed with it.
+    UpstreamRebuilt {
+        /// Name of the rebuilt input step (the nearest one).
+        upstream: String,
+    },
+    /// Its inputs were cached but no cache entry matched this step: the instruction, its
+    /// arguments or its environment changed, or the cache never held it.
+    NoCacheMatch,
+    /// Every cache import failed or delivered nothing, and the step is first in its chain.
+    CacheImportEmpty,
+}
+
+/// One compressed image layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub digest: String,
+    /// Compressed size in bytes, as a registry serves it. `None` when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+/// One Dockerfile step (a BuildKit vertex that carries a `[stage N/M]` label).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The vertex name exactly as BuildKit gives it, e.g. `[builder 3/6] COPY go.mod .`.
+    pub name: String,
+    /// Stage name (`builder`), when the Dockerfile names it and BuildKit shows it.
+    pub stage: Option<String>,
+    /// Platform (`linux/386`), for multi-platform builds.
+    pub platform: Option<String>,
+    /// Position within its stage: `index` of `total` (`3/6`).
+    pub index: Option<u32>,
+    pub total: Option<u32>,
+    /// The instruction as shown by BuildKit, without the bracketed prefix: `COPY go.mod .`.
+    pub instruction: String,
+    pub kind: StepKind,
+    pub status: StepStatus,
+    /// True when the status was deduced rather than stated by BuildKit (e.g. a remote-cache
+    /// hit in a plain log, which shows layer downloads but no `CACHED` line).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub status_inferred: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<DateTime<Utc>>,
+    /// LLB vertex digest: equal digests mean the same operation on the same inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertex_digest: Option<String>,
+    /// Vertex digests of this step's inputs (other steps, the build context, images).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+    /// True when the step copies from the build context (`COPY . .`, `ADD src/ ...`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reads_context: bool,
+    /// First Dockerfile line of the instruction, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile_line: Option<u32>,
+    /// Compressed bytes downloaded from a remote cache to serve this step, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_cache_bytes: Option<u64>,
+    /// Layers this step produced (from provenance mode=max or the image), where known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Layer>,
+    /// Sum of the compressed sizes of `layers`, where all sizes are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild_reason: Option<RebuildReason>,
+    /// The error BuildKit reported for a failed or canceled step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The last lines the step printed, kept for failed steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+    /// This step's status in the baseline build, when compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_status: Option<StepStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transition: Option<Transition>,
+}
+
+/// How a step changed against the baseline build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transition {
+    /// Cached before, rebuilt now.
+    Regressed,
+    /// Rebuilt before, cached now.
+    Improved,
+    Unchanged,
+    New,
+    Removed,
+}
+
+impl Step {
+    /// `builder 3/6`-style label used in renderings.
+    pub fn position_label(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.platform {
+            parts.push(p.clone());
+        }
+        if let Some(s) = &self.stage {
+            parts.push(s.clone());
+        }
+        if let (Some(i), Some(t)) = (self.index, self.total) {
+            parts.push(format!("{i}/{t}"));
+        }
+        parts.join(" ")
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeStatus {
+    Ok,
+    Failed,
+    /// The record does not say (e.g. the log ends before the vertex completed).
+    #[default]
+    Unknown,
+}
+
+/// A cache import (`--cache-from`), and what it delivered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheImport {
+    /// The cache reference: a registry ref, or `gha:<hash>`/`local:<hash>` when BuildKit shows no ref.
+    pub reference: String,
+    /// `registry`, `gha`, `local`, `s3`, `azblob`, `inline` ... where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_type: Option<String>,
+    pub status: OutcomeStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Media type of the cache manifest BuildKit found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Whether steps were served from it; set by the analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<bool>,
+    /// Extra attributes from the build record (e.g. `scope`, `mode`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// A cache export (`--cache-to`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheExport {
+    /// The vertex name, e.g. `exporting cache to registry`.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// `min` or `max`, where the record says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    pub status: OutcomeStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Number of layers written (`writing layer sha256:...` lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers_written: Option<u32>,
+    /// BuildKit said `skipping cache export for empty result`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skipped_empty: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// An image/result export (`exporting to image`, `exporting to docker image format`, ...).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResultExport {
+    pub name: String,
+    pub status: OutcomeStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// `pushing manifest for REF@DIGEST` targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pushed: Vec<String>,
+}
+
+/// The image for one platform as exported: its manifest and layers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlatformImage {
+    /// `linux/amd64`; `None` when the build had one unnamed platform.
+    pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+    pub layers: Vec<Layer>,
+    /// Sum of compressed layer sizes, where all are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+}
+
+/// A base image or other material the build consumed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Material {
+    pub uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// A build-check or frontend warning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BuildWarning {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile_line: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildStatus {
+    Completed,
+    Failed,
+    Canceled,
+    #[default]
+    Unknown,
+}
+
+/// A file that was read, and as what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub path: String,
+    pub format: String,
+}
+
+/// Something wrong with an input that did not stop the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The file (or source, e.g. a registry URL) the problem is about.
+    pub source: String,
+    pub message: String,
+}
+
+/// Facts about the build as a whole.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    /// Image names, e.g. `ghcr.io/acme/app:1.4.0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_names: Vec<String>,
+    /// Digest of the exported manifest or index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+    /// History record reference (`builder/node/ref` for buildx, or the bare ref).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_ref: Option<String>,
+    pub status: BuildStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_args: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub materials: Vec<Material>,
+    /// Dockerfile path as the frontend saw it, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// Git revision and repository, where the record carries them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vcs_revision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vcs_source: Option<String>,
+    /// BuildKit's own counters from a history record, for cross-checking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buildkit_cached_vertices: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buildkit_total_vertices: Option<u32>,
+}
+
+/// One build, normalized.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Build {
+    #[serde(default)]
+    pub build: BuildInfo,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub cache_imports: Vec<CacheImport>,
+    #[serde(default)]
+    pub cache_exports: Vec<CacheExport>,
+    #[serde(default)]
+    pub exports: Vec<ResultExport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<PlatformImage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<BuildWarning>,
+    #[serde(default)]
+    pub inputs: Vec<InputFile>,
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,107 @@
+//! The versioned JSON report: what `cachehit report` writes and later runs read back as a baseline.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Build, Step, StepStatus};
+
+/// Bumped whenever a field changes meaning or disappears. Added fields do not bump it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Oldest schema version this build of cachehit can read as a baseline.
+pub const OLDEST_READABLE_SCHEMA: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    pub name: String,
+    pub version: String,
+}
+
+impl Default for Generator {
+    fn default() -> Self {
+        Generator {
+            name: "cachehit".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// Counts and totals over the steps of one build.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Steps that could be cached: every step but `FROM`.
+    pub steps_total: u32,
+    pub steps_cached: u32,
+    pub steps_rebuilt: u32,
+    pub steps_failed: u32,
+    pub steps_canceled: u32,
+    pub steps_not_run: u32,
+    #[serde(default)]
+    pub steps_incomplete: u32,
+    /// `steps_cached / (steps that finished)`, 0..=1; `None` when no step finished.
+    pub cache_hit_ratio: Option<f64>,
+    /// Wall time of the build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Time spent in steps that were rebuilt or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuilt_duration_ms: Option<u64>,
+    /// Compressed size of the image (per platform: see `images`), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_bytes: Option<u64>,
+    /// Compressed bytes a user who has the baseline image downloads to upgrade.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_bytes: Option<u64>,
+    /// Bytes downloaded from remote caches during the build, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_cache_bytes: Option<u64>,
+}
+
+/// A finding about the build's caching, with its evidence and a fix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// Stable identifier, e.g. `cache-busting-order`, `cache-not-delivered`, `cache-mode-min`.
+    pub kind: String,
+    /// `error`, `warning` or `notice`.
+    pub severity: String,
+    /// What was found, naming the evidence (the step, the cache ref, the build argument).
+    pub message: String,
+    /// A concrete change that removes the problem.
+    pub fix: String,
+    /// Name of the step the diagnosis points at, where there is one.
+    pub step: Option<String>,
+    pub dockerfile_line: Option<u32>,
+    /// Time spent rebuilding steps that this diagnosis says should have been cached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasted_ms: Option<u64>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub generator: Generator,
+    #[serde(flatten)]
+    pub build: Build,
+    #[serde(default)]
+    pub summary: Summary,
+    #[serde(default)]
+    pub diagnoses: Vec<Diagnosis>,
+    /// Present when the build was compared with a baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<serde_json::Value>,
+}
+
+impl Report {
+    pub fn steps(&self) -> &[Step] {
+        &self.build.steps
+    }
+
+    pub fn count(&self, status: StepStatus) -> usize {
+        self.build
+            .steps
+            .iter()
+            .filter(|s| s.status == status)
+            .count()
+    }
+}
