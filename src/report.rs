@@ -89,7 +89,7 @@ pub struct Report {
     pub diagnoses: Vec<Diagnosis>,
     /// Present when the build was compared with a baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comparison: Option<serde_json::Value>,
+    pub comparison: Option<Comparison>,
 }
 
 impl Report {
@@ -104,4 +104,51 @@ impl Report {
             .filter(|s| s.status == status)
             .count()
     }
+}
+
+/// The build compared with a baseline (an earlier report).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Where the baseline came from (a path, an artifact, a release asset).
+    pub baseline_source: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_image_names: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_image_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_cache_hit_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_duration_ms: Option<u64>,
+    /// Percentage points: current hit ratio minus the baseline's (negative = worse).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hit_ratio_change_points: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_change_ms: Option<i64>,
+    pub steps_regressed: u32,
+    pub steps_improved: u32,
+    pub steps_unchanged: u32,
+    pub steps_new: u32,
+    pub steps_removed: u32,
+    /// Baseline steps with no counterpart in this build.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_steps: Vec<Step>,
+    /// Per platform: compressed bytes of layers not in the baseline image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_cost: Vec<PlatformPullCost>,
+    /// Compressed bytes of remote-cache layers this build downloaded that the baseline did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_pull_bytes: Option<u64>,
+}
+
+/// Upgrade download for one platform.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlatformPullCost {
+    pub platform: Option<String>,
+    /// Compressed bytes of the layers a user with the baseline image must download.
+    pub new_layer_bytes: u64,
+    pub new_layers: u32,
+    /// Layers shared with the baseline (already on the user's machine).
+    pub reused_layers: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_bytes: Option<u64>,
 }
