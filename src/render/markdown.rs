@@ -1,0 +1,268 @@
+//! GitHub-flavoured markdown: job summaries and pull-request comments.
+//!
+//! Everything that comes from the build (step names, commands, errors, refs) goes through
+//! `escape_text`, so a build cannot break the table, inject HTML, notify people or fake the
+//! comment marker.
+
+use crate::model::Transition;
+use crate::render::{bytes, duration, percent, status_label, summary_line, title, why};
+use crate::report::Report;
+
+/// Escapes text for a markdown table cell or paragraph.
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut previous: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '|' => out.push_str("\\|"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '~' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => {
+                if previous != Some(' ') {
+                    out.push(' ');
+                }
+            }
+            // A zero-width space after `@` / `#` stops mentions and issue references.
+            '@' => out.push_str("@&#8203;"),
+            '#' if chars.peek().is_some_and(|n| n.is_ascii_alphanumeric()) => {
+                out.push_str("#&#8203;")
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+        previous = Some(if c.is_whitespace() { ' ' } else { c });
+    }
+    out
+}
+
+/// The whole report as markdown.
+pub fn render(report: &Report) -> String {
+    render_within(report, usize::MAX)
+}
+
+/// The report within `budget` characters: the step table is cut first (with a line saying
+/// how many steps were left out), never the summary.
+pub fn render_within(report: &Report, budget: usize) -> String {
+    let total = report.build.steps.len();
+    let full = compose(report, total);
+    if full.chars().count() <= budget {
+        return full;
+    }
+    // Find the largest number of rows that fits.
+    let (mut low, mut high) = (0usize, total);
+    while low < high {
+        let mid = (low + high).div_ceil(2);
+        if compose(report, mid).chars().count() <= budget {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    let text = compose(report, low);
+    if text.chars().count() <= budget {
+        return text;
+    }
+    // Even without rows it does not fit: keep the head (summary first), cut the rest.
+    let mut cut: String = text.chars().take(budget.saturating_sub(40)).collect();
+    cut.push_str("\n\n… (truncated to fit)\n");
+    cut
+}
+
+fn compose(report: &Report, rows: usize) -> String {
+    let mut out = String::new();
+    let info = &report.build.build;
+    let status = match info.status {
+        crate::model::BuildStatus::Failed => " ❌ build failed",
+        crate::model::BuildStatus::Canceled => " ⚠️ build canceled",
+        _ => "",
+    };
+    out.push_str(&format!(
+        "### cachehit: {}{status}\n\n**{}**\n\n",
+        escape_text(&title(report)),
+        escape_text(&summary_line(report))
+    ));
+    if !report.diagnoses.is_empty() {
+        out.push_str("#### Findings\n\n");
+        for d in &report.diagnoses {
+            let at = d
+                .dockerfile_line
+                .map(|l| format!(" (Dockerfile line {l})"))
+                .unwrap_or_default();
+            let icon = match d.severity.as_str() {
+                "error" => "🔴",
+                "warning" => "🟠",
+                _ => "🔵",
+            };
+            out.push_str(&format!(
+                "- {icon} **{}**{at}: {}\n  - Fix: {}\n",
+                escape_text(&d.kind),
+                escape_text(&d.message),
+                escape_text(&d.fix)
+            ));
+        }
+        out.push('\n');
+    }
+    let steps = &report.build.steps;
+    if !steps.is_empty() {
+        let compared = steps.iter().any(|s| s.transition.is_some());
+        out.push_str("| step | instruction | status | time | layer |");
+        out.push_str(if compared {
+            " previous | why |\n"
+        } else {
+            " why |\n"
+        });
+        out.push_str("|---|---|---|--:|--:|");
+        out.push_str(if compared { "---|---|\n" } else { "---|\n" });
+        for step in steps.iter().take(rows) {
+            let status = match step.transition {
+                Some(Transition::Regressed) => format!("⚠️ {}", status_label(step)),
+                _ => status_label(step),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |",
+                escape_text(&step.position_label()),
+                escape_text(&shorten(&step.instruction, 80)),
+                escape_text(&status),
+                step.duration_ms.map(duration).unwrap_or_default(),
+                step.layer_bytes.map(bytes).unwrap_or_default(),
+            ));
+            if compared {
+                let before = step
+                    .baseline_status
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "new".to_string());
+                out.push_str(&format!(" {before} |"));
+            }
+            out.push_str(&format!(" {} |\n", escape_text(&shorten(&why(step), 120))));
+        }
+        if rows < steps.len() {
+            out.push_str(&format!(
+                "\n… {} more steps not shown (see the JSON report).\n",
+                steps.len() - rows
+            ));
+        }
+        if steps.iter().any(|s| s.status_inferred) {
+            out.push_str("\n\\* inferred: the log shows layer downloads but no CACHED line (a remote-cache hit).\n");
+        }
+        out.push('\n');
+    }
+    out.push_str(&details(report));
+    out
+}
+
+fn details(report: &Report) -> String {
+    let mut body = String::new();
+    for import in &report.build.cache_imports {
+        let outcome = match (&import.error, import.delivered) {
+            (Some(e), _) => format!("failed: {}", escape_text(e)),
+            (None, Some(true)) => "delivered".to_string(),
+            (None, Some(false)) => "imported, but served no step".to_string(),
+            (None, None) => "outcome unknown".to_string(),
+        };
+        body.push_str(&format!(
+            "- cache import `{}`: {outcome}\n",
+            code(&import.reference)
+        ));
+    }
+    for export in &report.build.cache_exports {
+        let target = export.reference.as_deref().unwrap_or(&export.name);
+        let mut line = format!("- cache export `{}`", code(target));
+        if let Some(mode) = &export.mode {
+            line.push_str(&format!(" (mode={})", escape_text(mode)));
+        }
+        if let Some(n) = export.layers_written {
+            line.push_str(&format!(": {n} layers written"));
+        }
+        if let Some(e) = &export.error {
+            line.push_str(&format!(": failed: {}", escape_text(e)));
+        }
+        body.push_str(&line);
+        body.push('\n');
+    }
+    if let Some(c) = &report.comparison {
+        body.push_str(&format!("- compared with `{}`", code(&c.baseline_source)));
+        if let Some(points) = c.hit_ratio_change_points {
+            body.push_str(&format!(": hit ratio {points:+.1} points"));
+        }
+        body.push('\n');
+        for cost in &c.pull_cost {
+            body.push_str(&format!(
+                "- upgrade pull{}: {} in {} new layers ({} reused)\n",
+                cost.platform
+                    .as_deref()
+                    .map(|p| format!(" ({})", escape_text(p)))
+                    .unwrap_or_default(),
+                bytes(cost.new_layer_bytes),
+                cost.new_layers,
+                cost.reused_layers
+            ));
+        }
+        for step in &c.removed_steps {
+            body.push_str(&format!("- removed: {}\n", escape_text(&step.name)));
+        }
+    }
+    if let Some(ratio) = report.summary.cache_hit_ratio {
+        body.push_str(&format!("- cache hit ratio: {}\n", percent(ratio)));
+    }
+    if let Some(b) = report.summary.image_bytes {
+        body.push_str(&format!("- image size (compressed): {}\n", bytes(b)));
+    }
+    if let Some(ms) = report.summary.duration_ms {
+        body.push_str(&format!("- build time: {}\n", duration(ms)));
+    }
+    for w in &report.build.warnings {
+        body.push_str(&format!("- build warning: {}\n", escape_text(&w.message)));
+    }
+    for p in &report.build.problems {
+        body.push_str(&format!(
+            "- note: {}: {}\n",
+            escape_text(&p.source),
+            escape_text(&p.message)
+        ));
+    }
+    if body.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<details><summary>Cache imports, exports and details</summary>\n\n{body}\n</details>\n"
+    )
+}
+
+/// Text for inside a code span (markup, HTML and mentions are inert there): no backticks,
+/// which would end it, and no line breaks.
+fn code(text: &str) -> String {
+    text.replace('`', "'").replace(['\n', '\r'], " ")
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_cannot_break_out() {
+        let escaped = escape_text(
+            "RUN a | b <script>x</script> @org/team #12 <!-- cachehit:default --> `x`\nnext",
+        );
+        assert!(!escaped.contains('<'), "{escaped}");
+        assert!(!escaped.contains('\n'));
+        assert!(!escaped.contains(" | "), "{escaped}");
+        assert!(escaped.contains("@&#8203;org"));
+        assert!(escaped.contains("#&#8203;12"));
+        assert!(!escaped.contains("<!--"));
+        assert!(escaped.contains("\\`x\\`"));
+    }
+}
