@@ -95,7 +95,7 @@ pub fn emit(report: &Report, out: &OutputArgs) -> anyhow::Result<()> {
     });
     let text = match format {
         OutputFormat::Table => {
-            let width = to_terminal.then(|| terminal_width()).flatten();
+            let width = to_terminal.then(terminal_width).flatten();
             render::table::render(report, width)
         }
         OutputFormat::Markdown => render::markdown::render(report),

@@ -74,8 +74,8 @@ pub fn detect_bytes(prefix: &[u8]) -> Result<InputFormat, Option<String>> {
     if trimmed.starts_with('#') && trimmed[1..].starts_with(|c: char| c.is_ascii_digit()) {
         return Ok(InputFormat::Plain);
     }
-    if trimmed.starts_with('[') {
-        return match first_key(trimmed[1..].trim_start().strip_prefix('{').unwrap_or("")) {
+    if let Some(array) = trimmed.strip_prefix('[') {
+        return match first_key(array.trim_start().strip_prefix('{').unwrap_or("")) {
             Some("Name" | "Ref") => Ok(InputFormat::HistoryInspect),
             _ => Err(Some(
                 "a JSON array that is not `history inspect` output".into(),

@@ -60,9 +60,9 @@ pub fn merge_build(base: &mut Build, other: Build) {
         base.steps = steps;
     } else {
         for step in steps {
-            match base.steps.iter_mut().find(|s| same_step(s, &step)) {
-                Some(existing) => fill_step(existing, step),
-                None => {}
+            // Steps only one input knows of are left out: the richest input defines the build.
+            if let Some(existing) = base.steps.iter_mut().find(|s| same_step(s, &step)) {
+                fill_step(existing, step);
             }
         }
     }

@@ -600,7 +600,7 @@ fn order_steps(steps: Vec<(usize, Step)>) -> Vec<Step> {
             (key, step)
         })
         .collect();
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.sort_by_key(|(key, _)| *key);
     keyed.into_iter().map(|(_, step)| step).collect()
 }
 
