@@ -26,7 +26,11 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
     for p in &provenance {
         apply_provenance(&mut merged, p);
     }
-    if merged.steps.is_empty() && !merged.inputs.is_empty() {
+    let explained = merged
+        .problems
+        .iter()
+        .any(|p| p.message.contains("Dockerfile step") || p.message.contains("status log"));
+    if merged.steps.is_empty() && !merged.inputs.is_empty() && !explained {
         merged.problems.push(Problem {
             source: merged
                 .inputs

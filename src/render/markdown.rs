@@ -88,6 +88,9 @@ fn compose(report: &Report, rows: usize) -> String {
         escape_text(&title(report)),
         escape_text(&summary_line(report))
     ));
+    if let Some(error) = &info.error {
+        out.push_str(&format!("Error: {}\n\n", escape_text(error)));
+    }
     if !report.diagnoses.is_empty() {
         out.push_str("#### Findings\n\n");
         for d in &report.diagnoses {

@@ -60,7 +60,7 @@ pub fn reason_text(reason: &RebuildReason) -> String {
 pub fn why(step: &Step) -> String {
     match (step.status, &step.rebuild_reason) {
         (StepStatus::Failed, _) => step.error.clone().unwrap_or_else(|| "failed".to_string()),
-        (StepStatus::NotRun, _) => "not started: an earlier step failed".to_string(),
+        (StepStatus::NotRun, _) => "never started".to_string(),
         (_, Some(reason)) => reason_text(reason),
         (StepStatus::Cached, _) if step.remote_cache_bytes.is_some() => "remote cache".to_string(),
         _ => String::new(),

@@ -13,6 +13,9 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
     out.push_str(&format!("{} — {:?}\n", title(report), info.status).to_lowercase());
     out.push_str(&summary_line(report));
     out.push('\n');
+    if let Some(error) = &info.error {
+        out.push_str(&format!("error: {error}\n"));
+    }
     if !report.build.steps.is_empty() {
         let mut table = Table::new();
         table.load_style(UTF8_FULL_CONDENSED);

@@ -1,0 +1,247 @@
+//! Whole-build records: metadata files, provenance, history records, `.dockerbuild` bundles,
+//! and their combination with progress logs.
+
+use std::path::{Path, PathBuf};
+
+use cachehit::model::{BuildStatus, StepStatus};
+use cachehit::readers::{InputFormat, ReadError, ReadOptions, detect, read_inputs};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn read(paths: &[PathBuf]) -> cachehit::model::Build {
+    read_inputs(paths, &ReadOptions::default()).unwrap()
+}
+
+#[test]
+fn every_fixture_file_is_detected_as_what_it_is() {
+    let cases = [
+        (
+            "buildkit-v0.24/p1-copy-before-deps/v2.rawjson",
+            InputFormat::Rawjson,
+        ),
+        (
+            "buildkit-v0.24/p6-failed-build/v2.rawjson",
+            InputFormat::Rawjson,
+        ),
+        (
+            "buildkit-v0.24/p1-copy-before-deps/v2.plain.log",
+            InputFormat::Plain,
+        ),
+        ("engine-20.10/deps-first/v2.plain.log", InputFormat::Plain),
+        (
+            "buildkit-v0.24/p1-copy-before-deps/v2.metadata.json",
+            InputFormat::Metadata,
+        ),
+        (
+            "buildkit-v0.24/p1-copy-before-deps/v2.history-record.json",
+            InputFormat::History,
+        ),
+        (
+            "public-samples/buildx-metadata-file/metadata-build.actions-toolkit.json",
+            InputFormat::Metadata,
+        ),
+        (
+            "public-samples/buildx-metadata-file/metadata-bake.actions-toolkit.json",
+            InputFormat::Metadata,
+        ),
+        (
+            "public-samples/buildx-metadata-file/provenance-mode-max.slsa02-predicate.moby-buildkit-LWDOW6.json",
+            InputFormat::Provenance,
+        ),
+        (
+            "public-samples/buildx-history/history-inspect-format-json.buildx-docs-example.json",
+            InputFormat::HistoryInspect,
+        ),
+        (
+            "public-samples/buildx-history/dockerbuild-COIO50/docker~test-docker-action~COIO50.dockerbuild",
+            InputFormat::Dockerbuild,
+        ),
+        (
+            "public-samples/buildkit-rawjson/solvestatus.v0.moby-buildkit-LWDOW6.json",
+            InputFormat::Rawjson,
+        ),
+    ];
+    for (file, want) in cases {
+        assert_eq!(detect::detect(&fixture(file)).unwrap(), want, "{file}");
+    }
+}
+
+#[test]
+fn metadata_and_history_record_describe_the_build() {
+    let dir = "buildkit-v0.24/p2-deps-first/";
+    let build = read(&[
+        fixture(&format!("{dir}v2.rawjson")),
+        fixture(&format!("{dir}v2.metadata.json")),
+        fixture(&format!("{dir}v2.history-record.json")),
+    ]);
+    assert_eq!(
+        build.build.image_names,
+        ["localhost:5000/p2-deps-first-1795379789:v2"]
+    );
+    assert_eq!(
+        build.build.image_digest.as_deref(),
+        Some("sha256:15e6ebe5979b4b19cd07f7b78238c03316c046017b428af0772fa44fbc2bb31f")
+    );
+    assert_eq!(
+        build.build.build_ref.as_deref(),
+        Some("n7f4pji8t16xipdir0z0x8v19")
+    );
+    assert_eq!(build.build.buildkit_cached_vertices, Some(3));
+    // The history record's cache-import settings and the stream's import vertex are one import.
+    assert_eq!(build.cache_imports.len(), 1);
+    let import = &build.cache_imports[0];
+    assert_eq!(import.cache_type.as_deref(), Some("registry"));
+    assert_eq!(import.status, cachehit::model::OutcomeStatus::Ok);
+    assert_eq!(build.inputs.len(), 3);
+    // BuildKit counts every vertex cached; the cached Dockerfile steps are among them.
+    let cached = build
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Cached)
+        .count();
+    assert_eq!(cached as u32, build.build.buildkit_cached_vertices.unwrap());
+}
+
+#[test]
+fn provenance_in_a_metadata_file_and_bake_targets() {
+    let build = read(&[fixture(
+        "public-samples/buildx-metadata-file/metadata-build.actions-toolkit.json",
+    )]);
+    assert!(build.build.build_ref.is_some());
+    assert!(!build.build.materials.is_empty(), "provenance materials");
+    let bake = fixture("public-samples/buildx-metadata-file/metadata-bake.actions-toolkit.json");
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bake).unwrap()).unwrap();
+    let targets: Vec<String> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "buildx.build.warnings")
+        .cloned()
+        .collect();
+    let options = ReadOptions {
+        bake_target: Some(targets[0].clone()),
+        ..ReadOptions::default()
+    };
+    let chosen = read_inputs(std::slice::from_ref(&bake), &options).unwrap();
+    assert!(chosen.build.build_ref.is_some() || chosen.build.image_digest.is_some());
+    if targets.len() > 1 {
+        let err = read_inputs(std::slice::from_ref(&bake), &ReadOptions::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("--target") && text.contains(&targets[1]),
+            "{text}"
+        );
+    }
+    let missing = ReadOptions {
+        bake_target: Some("no-such-target".into()),
+        ..ReadOptions::default()
+    };
+    let err = read_inputs(std::slice::from_ref(&bake), &missing).unwrap_err();
+    assert!(err.to_string().contains("no-such-target"));
+}
+
+#[test]
+fn dockerbuild_bundles() {
+    let one = read(&[fixture(
+        "public-samples/buildx-history/dockerbuild-COIO50/docker~test-docker-action~COIO50.dockerbuild",
+    )]);
+    assert_eq!(
+        one.build.build_ref.as_deref(),
+        Some("coio50kfpeoc2th3hx7huh3h0")
+    );
+    assert_eq!(one.build.status, BuildStatus::Completed);
+    let names: Vec<&str> = one.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[1].contains("RUN echo \"hello foo\""), "{names:?}");
+    assert_eq!(one.steps[1].status, StepStatus::Rebuilt);
+    // The record says nothing was cached, and so do we.
+    assert_eq!(one.build.buildkit_cached_vertices.unwrap_or(0), 0);
+    assert!(
+        one.steps[1].dockerfile_line.is_some(),
+        "provenance gives the line"
+    );
+
+    let four = fixture(
+        "public-samples/buildx-history/dockerbuild-SNHBPN/docker~test-docker-action~SNHBPN+3.dockerbuild",
+    );
+    let newest = read(std::slice::from_ref(&four));
+    assert!(
+        newest
+            .problems
+            .iter()
+            .any(|p| p.message.contains("4 records"))
+    );
+    let options = ReadOptions {
+        record_ref: Some("u74fsvub1p5mndtbum2dhrk6a".into()),
+        ..ReadOptions::default()
+    };
+    let failed = read_inputs(std::slice::from_ref(&four), &options).unwrap();
+    assert_eq!(failed.build.status, BuildStatus::Failed);
+    assert!(
+        failed.build.error.as_deref().unwrap().contains("ARGGG"),
+        "{:?}",
+        failed.build.error
+    );
+    let options = ReadOptions {
+        record_ref: Some("nope".into()),
+        ..ReadOptions::default()
+    };
+    let err = read_inputs(std::slice::from_ref(&four), &options).unwrap_err();
+    assert!(
+        err.to_string().contains("u74fsvub1p5mndtbum2dhrk6a"),
+        "{err}"
+    );
+}
+
+#[test]
+fn aggregated_solve_status_json() {
+    let build = read(&[fixture(
+        "public-samples/buildkit-rawjson/solvestatus.v0.moby-buildkit-LWDOW6.json",
+    )]);
+    // A snapshot taken while the build ran: some steps done, some running, most not started.
+    assert!(build.steps.len() > 3);
+    let count = |status| build.steps.iter().filter(|s| s.status == status).count();
+    assert!(count(StepStatus::Rebuilt) > 0);
+    assert!(count(StepStatus::Incomplete) > 0);
+    assert!(count(StepStatus::NotRun) > 0);
+    assert_eq!(build.build.status, BuildStatus::Unknown);
+}
+
+#[test]
+fn history_inspect_output() {
+    let build = read(&[fixture(
+        "public-samples/buildx-history/history-inspect-format-json.buildx-docs-example.json",
+    )]);
+    assert_eq!(build.build.buildkit_cached_vertices, Some(4));
+    assert_eq!(build.build.duration_ms, Some(62_233));
+    assert_eq!(build.build.status, BuildStatus::Completed);
+    assert_eq!(build.build.materials.len(), 3);
+    assert!(
+        build
+            .problems
+            .iter()
+            .any(|p| p.message.contains("no per-step progress"))
+    );
+}
+
+#[test]
+fn damaged_bundle_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read(fixture(
+        "public-samples/buildx-history/dockerbuild-COIO50/docker~test-docker-action~COIO50.dockerbuild",
+    ))
+    .unwrap();
+    let cut = dir.path().join("cut.dockerbuild");
+    std::fs::write(&cut, &original[..original.len() / 2]).unwrap();
+    let err = read_inputs(&[cut.clone()], &ReadOptions::default()).unwrap_err();
+    assert!(matches!(err, ReadError::Malformed { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with(&cut.display().to_string()),
+        "{err}"
+    );
+}
