@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 fn report(inputs: &[&Path]) -> Output {
@@ -34,10 +36,22 @@ fn unreadable_inputs_are_errors_naming_the_file() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.rawjson", Vec::new(), "the file is empty"),
         ("blank.log", b"\n\n   \n".to_vec(), "the file is empty"),
-        ("garbage.bin", (0u8..=255).cycle().take(4096).collect(), "not a build record"),
+        (
+            "garbage.bin",
+            (0u8..=255).cycle().take(4096).collect(),
+            "not a build record",
+        ),
         ("hello.txt", b"hello world\n".to_vec(), "not a build record"),
-        ("other.json", br#"{"name": "package.json", "version": "1"}"#.to_vec(), "not a build record"),
-        ("truncated-meta.json", br#"{"containerimage.digest": "sha256:ab"#.to_vec(), "truncated"),
+        (
+            "other.json",
+            br#"{"name": "package.json", "version": "1"}"#.to_vec(),
+            "not a build record",
+        ),
+        (
+            "truncated-meta.json",
+            br#"{"containerimage.digest": "sha256:ab"#.to_vec(),
+            "truncated",
+        ),
     ];
     for (name, content, expected) in cases {
         let path = dir.path().join(name);
@@ -70,7 +84,12 @@ fn truncated_log_gives_a_partial_report_with_the_problem() {
     assert!(stderr(&out).contains("cut off"), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!report["steps"].as_array().unwrap().is_empty());
-    assert!(report["problems"][0]["message"].as_str().unwrap().contains("cut off"));
+    assert!(
+        report["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cut off")
+    );
 }
 
 #[test]
@@ -117,7 +136,12 @@ fn unknown_fields_failed_builds_and_zero_steps() {
     // The failed build's log and the client's error text after it.
     let failed = report_failed();
     assert_eq!(failed["build"]["status"], "failed");
-    assert!(failed["build"]["error"].as_str().unwrap().contains("exit code: 2"));
+    assert!(
+        failed["build"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exit code: 2")
+    );
     for format in ["table", "markdown"] {
         let out = support::cachehit()
             .args(["report", "--format", format])

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod report;
 
 #[derive(Debug, Parser)]
@@ -22,12 +23,15 @@ pub struct Cli {
 pub enum Command {
     /// Read what a build left behind and report, per step, what was cached and rebuilt.
     Report(report::ReportArgs),
+    /// Compare a build with an earlier build's JSON report: per-step changes, pull cost, findings.
+    Compare(compare::CompareArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     match result {
         Ok(code) => code,
