@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The cachehit GitHub Action image. Ordered so that a source change rebuilds only the last
 # compile: dependencies are built in their own layer from Cargo.toml/Cargo.lock alone.
 ARG BUILDER_IMAGE=rust:1-bookworm

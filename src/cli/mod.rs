@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod report;
 
 #[derive(Debug, Parser)]
@@ -22,12 +23,15 @@ pub struct Cli {
 pub enum Command {
     /// Read what a build left behind and report, per step, what was cached and rebuilt.
     Report(report::ReportArgs),
+    /// Over several releases' reports: figures per release and the problems that persist.
+    Audit(audit::AuditArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Report(args) => report::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,
