@@ -1,5 +1,6 @@
 //! Analysis on the normalized model alone: no I/O, so it is tested on data.
 
+pub mod audit;
 pub mod compare;
 pub mod diagnose;
 pub mod gates;

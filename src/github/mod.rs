@@ -1,1 +1,3 @@
-//! github
+//! GitHub side: runner contract, REST calls, baseline search.
+
+pub mod baseline;

@@ -1,0 +1,28 @@
+# The cachehit GitHub Action image. Ordered so that a source change rebuilds only the last
+# compile: dependencies are built in their own layer from Cargo.toml/Cargo.lock alone.
+ARG BUILDER_IMAGE=rust:1-bookworm
+
+FROM ${BUILDER_IMAGE} AS builder
+ENV CARGO_NET_OFFLINE=true \
+    CARGO_TERM_COLOR=never \
+    RUSTFLAGS="-C target-feature=+crt-static"
+WORKDIR /src
+# Dependencies only: stub sources so `cargo build` compiles every crate but ours.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && cargo build --release --locked --target x86_64-unknown-linux-gnu \
+ && rm -rf src target/x86_64-unknown-linux-gnu/release/.fingerprint/cachehit-* \
+           target/x86_64-unknown-linux-gnu/release/deps/cachehit-* \
+           target/x86_64-unknown-linux-gnu/release/deps/libcachehit-*
+# The real sources: only this layer and the next rebuild on a code change.
+COPY src ./src
+RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
+ && cp target/x86_64-unknown-linux-gnu/release/cachehit /cachehit \
+ && /cachehit --version
+
+FROM scratch
+COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=builder /cachehit /usr/local/bin/cachehit
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+ENTRYPOINT ["/usr/local/bin/cachehit"]
+CMD ["action"]

@@ -1,0 +1,139 @@
+//! Audit over several releases' reports: one row per release, and the diagnoses that keep
+//! coming back (same kind on the same step in consecutive releases).
+
+use std::collections::BTreeMap;
+
+use crate::model::StepStatus;
+use crate::report::Report;
+
+/// One release's report, labelled (a tag, an artifact name, a file name).
+#[derive(Clone, Debug)]
+pub struct ReleaseReport {
+    pub label: String,
+    pub report: Report,
+}
+
+/// The figures of one release.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReleaseRow {
+    pub label: String,
+    pub cache_hit_ratio: Option<f64>,
+    pub steps_cached: u32,
+    pub steps_total: u32,
+    /// Names of the steps that did work a cache hit would have saved.
+    pub rebuilt_steps: Vec<String>,
+    /// Bytes a user with the previous image downloads to get this one, where known.
+    pub pull_bytes: Option<u64>,
+    pub duration_ms: Option<u64>,
+}
+
+/// A diagnosis found in at least two consecutive releases.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PersistentDiagnosis {
+    pub kind: String,
+    pub step: Option<String>,
+    pub severity: String,
+    /// Message and fix as the latest release of the run gave them.
+    pub message: String,
+    pub fix: String,
+    /// Labels of the consecutive releases that carried it, oldest first.
+    pub releases: Vec<String>,
+    /// Rebuild time wasted over those releases, where the diagnoses say.
+    pub wasted_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Audit {
+    pub rows: Vec<ReleaseRow>,
+    pub persistent: Vec<PersistentDiagnosis>,
+}
+
+/// Audits releases given oldest first.
+pub fn audit(releases: &[ReleaseReport]) -> Audit {
+    Audit {
+        rows: releases.iter().map(row).collect(),
+        persistent: persistent_diagnoses(releases),
+    }
+}
+
+fn row(release: &ReleaseReport) -> ReleaseRow {
+    let report = &release.report;
+    let summary = &report.summary;
+    ReleaseRow {
+        label: release.label.clone(),
+        cache_hit_ratio: summary.cache_hit_ratio,
+        steps_cached: summary.steps_cached,
+        steps_total: summary.steps_total,
+        rebuilt_steps: report
+            .steps()
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Rebuilt | StepStatus::Failed))
+            .map(|s| s.name.clone())
+            .collect(),
+        pull_bytes: pull_bytes(report),
+        duration_ms: summary.duration_ms.or(report.build.build.duration_ms),
+    }
+}
+
+/// The summary's pull cost, else the comparison's per-platform figures added up.
+fn pull_bytes(report: &Report) -> Option<u64> {
+    if let Some(bytes) = report.summary.pull_bytes {
+        return Some(bytes);
+    }
+    let costs = &report.comparison.as_ref()?.pull_cost;
+    if costs.is_empty() {
+        return None;
+    }
+    Some(costs.iter().map(|c| c.new_layer_bytes).sum())
+}
+
+type DiagnosisKey = (String, Option<String>);
+
+fn persistent_diagnoses(releases: &[ReleaseReport]) -> Vec<PersistentDiagnosis> {
+    // Runs still open at the current release, by (kind, step).
+    let mut open: BTreeMap<DiagnosisKey, PersistentDiagnosis> = BTreeMap::new();
+    let mut finished = Vec::new();
+    for release in releases {
+        let mut seen_now: BTreeMap<DiagnosisKey, PersistentDiagnosis> = BTreeMap::new();
+        for diagnosis in &release.report.diagnoses {
+            let key = (diagnosis.kind.clone(), diagnosis.step.clone());
+            if seen_now.contains_key(&key) {
+                continue;
+            }
+            let mut run = open.remove(&key).unwrap_or_else(|| PersistentDiagnosis {
+                kind: diagnosis.kind.clone(),
+                step: diagnosis.step.clone(),
+                severity: String::new(),
+                message: String::new(),
+                fix: String::new(),
+                releases: Vec::new(),
+                wasted_ms: None,
+            });
+            run.severity = diagnosis.severity.clone();
+            run.message = diagnosis.message.clone();
+            run.fix = diagnosis.fix.clone();
+            run.releases.push(release.label.clone());
+            if let Some(ms) = diagnosis.wasted_ms {
+                run.wasted_ms = Some(run.wasted_ms.unwrap_or(0).saturating_add(ms));
+            }
+            seen_now.insert(key, run);
+        }
+        // Whatever did not show up in this release has ended its run.
+        finished.extend(std::mem::take(&mut open).into_values());
+        open = seen_now;
+    }
+    finished.extend(open.into_values());
+    let mut persistent: Vec<_> = finished
+        .into_iter()
+        .filter(|run| run.releases.len() >= 2)
+        .collect();
+    // Longest-standing first, then by name for a stable order.
+    persistent.sort_by(|a, b| {
+        b.releases
+            .len()
+            .cmp(&a.releases.len())
+            .then_with(|| a.kind.cmp(&b.kind))
+            .then_with(|| a.step.cmp(&b.step))
+    });
+    persistent
+}

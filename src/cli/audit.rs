@@ -1,0 +1,198 @@
+//! `cachehit audit`: how caching went over the last releases, from their JSON reports.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::analysis::audit::{Audit, ReleaseReport, audit};
+use crate::render::{self, markdown::escape_text};
+use crate::report::{OLDEST_READABLE_SCHEMA, Report};
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Report files (`cachehit-report.json`) or folders of them, oldest release first.
+    /// Files in a folder are taken in name order; each is labelled with its file stem.
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// Only the last N releases.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Also append the audit to the job summary (`GITHUB_STEP_SUMMARY`).
+    #[arg(long)]
+    pub summary: bool,
+    /// Write the markdown here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in &args.reports {
+        collect_report_files(path, &mut files)?;
+    }
+    let mut releases = Vec::new();
+    for file in &files {
+        // One unreadable report must not hide the others.
+        match read_release(file) {
+            Ok(release) => releases.push(release),
+            Err(err) => eprintln!("cachehit: warning: {err:#}"),
+        }
+    }
+    if releases.is_empty() {
+        eprintln!("cachehit: error: no readable report among the inputs");
+        return Ok(ExitCode::from(2));
+    }
+    if let Some(last) = args.last {
+        let skip = releases.len().saturating_sub(last);
+        releases.drain(..skip);
+    }
+    let text = render_markdown(&audit(&releases));
+    match &args.output {
+        Some(path) => std::fs::write(path, &text)
+            .with_context(|| format!("cannot write the audit to {}", path.display()))?,
+        None => {
+            // A closed pipe is not worth an error.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+    }
+    if args.summary {
+        append_step_summary(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn collect_report_files(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if !path.is_dir() {
+        files.push(path.to_path_buf());
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(path)
+        .with_context(|| format!("cannot list report folder {}", path.display()))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    found.sort();
+    files.extend(found);
+    Ok(())
+}
+
+fn read_release(path: &Path) -> anyhow::Result<ReleaseReport> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read report {}", path.display()))?;
+    let report: Report = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a cachehit JSON report", path.display()))?;
+    if report.schema_version < OLDEST_READABLE_SCHEMA {
+        anyhow::bail!(
+            "{}: report schema {} is older than this cachehit reads ({OLDEST_READABLE_SCHEMA})",
+            path.display(),
+            report.schema_version
+        );
+    }
+    let label = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    Ok(ReleaseReport { label, report })
+}
+
+fn append_step_summary(text: &str) -> anyhow::Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        eprintln!("cachehit: warning: --summary given but GITHUB_STEP_SUMMARY is not set");
+        return Ok(());
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the job summary {}", Path::new(&path).display()))?;
+    file.write_all(text.as_bytes())
+        .context("cannot append to the job summary")?;
+    Ok(())
+}
+
+const BAR_WIDTH: usize = 30;
+
+/// The audit as GitHub markdown: a table, a bar chart of hit ratios, and recurring diagnoses.
+pub fn render_markdown(audit: &Audit) -> String {
+    let mut out = String::from("## cachehit audit\n\n");
+    out.push_str(
+        "| Release | Cache hit ratio | Cached / total | Rebuilt steps | Pull cost | Build time |\n",
+    );
+    out.push_str("|---|---:|---:|---|---:|---:|\n");
+    for row in &audit.rows {
+        let rebuilt = if row.rebuilt_steps.is_empty() {
+            "none".to_string()
+        } else {
+            row.rebuilt_steps
+                .iter()
+                .map(|s| format!("`{}`", s.replace('`', "'")))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
+        out.push_str(&format!(
+            "| {} | {} | {}/{} | {} | {} | {} |\n",
+            escape_text(&row.label),
+            row.cache_hit_ratio.map_or("n/a".into(), render::percent),
+            row.steps_cached,
+            row.steps_total,
+            rebuilt.replace('|', "\\|"),
+            row.pull_bytes.map_or("n/a".into(), render::bytes),
+            row.duration_ms.map_or("n/a".into(), render::duration),
+        ));
+    }
+    // A text chart renders the same in a terminal, a PR comment and a job summary.
+    out.push_str("\nCache hit ratio per release:\n\n```text\n");
+    let label_width = audit
+        .rows
+        .iter()
+        .map(|r| r.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    for row in &audit.rows {
+        let label = row.label.replace('`', "'");
+        match row.cache_hit_ratio {
+            Some(ratio) => {
+                let filled = (ratio.clamp(0.0, 1.0) * BAR_WIDTH as f64).round() as usize;
+                out.push_str(&format!(
+                    "{label:<label_width$} {}{} {}\n",
+                    "█".repeat(filled),
+                    "░".repeat(BAR_WIDTH - filled),
+                    render::percent(ratio)
+                ));
+            }
+            None => out.push_str(&format!("{label:<label_width$} (no finished step)\n")),
+        }
+    }
+    out.push_str("```\n\n");
+    if audit.persistent.is_empty() {
+        out.push_str("No diagnosis came back in consecutive releases.\n");
+        return out;
+    }
+    out.push_str("### Problems that persist across releases\n\n");
+    for found in &audit.persistent {
+        let step = found
+            .step
+            .as_deref()
+            .map(|s| format!(" on `{}`", s.replace('`', "'")))
+            .unwrap_or_default();
+        let wasted = found
+            .wasted_ms
+            .map(|ms| format!(", {} of rebuilds", render::duration(ms)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "- **{}** ({}){step}: in {} consecutive releases ({}){wasted}. {} Fix: {}\n",
+            escape_text(&found.kind),
+            escape_text(&found.severity),
+            found.releases.len(),
+            escape_text(&found.releases.join(", ")),
+            escape_text(&found.message),
+            escape_text(&found.fix),
+        ));
+    }
+    out
+}

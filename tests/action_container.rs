@@ -1,0 +1,253 @@
+//! The action package: action.yml and the example workflows are valid and consistent, and the
+//! action image built locally runs as the GitHub runner runs a Docker action.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml_ng::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+}
+
+fn keys(map: &Value) -> BTreeSet<String> {
+    map.as_mapping()
+        .expect("a mapping")
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect()
+}
+
+fn action() -> Value {
+    yaml(&Path::new(ROOT).join("action.yml"))
+}
+
+#[test]
+fn action_yml_declares_every_input_and_output_documented() {
+    let action = action();
+    assert_eq!(action["runs"]["using"].as_str(), Some("docker"));
+    assert_eq!(action["runs"]["image"].as_str(), Some("Dockerfile"));
+    assert!(action["branding"]["icon"].is_string() && action["branding"]["color"].is_string());
+    let inputs = keys(&action["inputs"]);
+    let expected_inputs = [
+        "metadata",
+        "build-log",
+        "build-record",
+        "image",
+        "baseline",
+        "github-token",
+        "comment",
+        "comment-key",
+        "fail-on",
+        "dockerfile",
+        "artifact-name",
+    ];
+    assert_eq!(
+        inputs,
+        expected_inputs.iter().map(|s| s.to_string()).collect()
+    );
+    for name in &inputs {
+        let input = &action["inputs"][name.as_str()];
+        assert!(
+            input["description"].as_str().is_some_and(|d| d.len() > 20),
+            "input {name} needs a description"
+        );
+        assert!(input["default"].is_string(), "input {name} needs a default");
+    }
+    assert_eq!(
+        action["inputs"]["baseline"]["default"].as_str(),
+        Some("auto")
+    );
+    assert_eq!(
+        action["inputs"]["github-token"]["default"].as_str(),
+        Some("${{ github.token }}")
+    );
+    let outputs = keys(&action["outputs"]);
+    for name in [
+        "cache-hit-ratio",
+        "steps-cached",
+        "steps-total",
+        "rebuilt-steps",
+        "pull-bytes",
+        "report-path",
+        "comment-url",
+    ] {
+        assert!(outputs.contains(name), "output {name} missing");
+        assert!(action["outputs"][name]["description"].is_string());
+    }
+}
+
+/// Every input reaches `cachehit action` (as `INPUT_<NAME>`, hyphens kept) and every output is
+/// written by it: the names appear in the runner contract or the subcommand.
+#[test]
+#[ignore = "needs the `cachehit action` subcommand and runner contract (src/cli/action.rs, src/github/runner.rs)"]
+fn every_action_input_and_output_is_handled_by_the_action_command() {
+    let mut source = String::new();
+    for file in ["src/cli/action.rs", "src/github/runner.rs"] {
+        source.push_str(&std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap_or_default());
+    }
+    let action = action();
+    for name in keys(&action["inputs"])
+        .iter()
+        .chain(&keys(&action["outputs"]))
+    {
+        assert!(
+            source.contains(&format!("\"{name}\"")),
+            "`{name}` from action.yml is not handled by cachehit action"
+        );
+    }
+}
+
+#[test]
+fn example_workflows_are_valid_and_use_the_report_contract() {
+    let dir = Path::new(ROOT).join("examples/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let mut all_text = String::new();
+    for file in &files {
+        let workflow = yaml(file);
+        assert!(workflow["name"].is_string(), "{}", file.display());
+        assert!(
+            workflow.get("on").is_some(),
+            "{} has no trigger",
+            file.display()
+        );
+        let jobs = workflow["jobs"].as_mapping().expect("jobs");
+        assert!(!jobs.is_empty());
+        for (_, job) in jobs {
+            assert!(job["runs-on"].is_string());
+            assert!(!job["steps"].as_sequence().expect("steps").is_empty());
+        }
+        all_text.push_str(&std::fs::read_to_string(file).unwrap());
+    }
+    let text = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let pr = yaml(&dir.join("pr-comment.yml"));
+    assert_eq!(pr["permissions"]["pull-requests"].as_str(), Some("write"));
+    assert!(text("build-and-report.yml").contains("BUILDKIT_PROGRESS: rawjson"));
+    assert!(text("build-and-report.yml").contains("name: cachehit-report"));
+    assert!(text("audit.yml").contains("workflow_dispatch"));
+    assert!(text("consume-report.yml").contains(".summary.cache_hit_ratio"));
+    // Inputs used in examples exist in action.yml.
+    let inputs = keys(&action()["inputs"]);
+    for file in &files {
+        let workflow = yaml(file);
+        for (_, job) in workflow["jobs"].as_mapping().unwrap() {
+            for step in job["steps"].as_sequence().unwrap() {
+                if step["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("cachehit/cachehit"))
+                {
+                    for key in keys(&step["with"]) {
+                        assert!(
+                            inputs.contains(&key),
+                            "{}: unknown input {key}",
+                            file.display()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+const IMAGE: &str = "cachehit-action:e2e-test";
+
+/// Builds the image with the project's script (nothing pulled; cached after the first build).
+fn build_action_image() {
+    let output = Command::new(Path::new(ROOT).join("scripts/build-action-image"))
+        .arg(IMAGE)
+        .output()
+        .expect("scripts/build-action-image runs");
+    assert!(
+        output.status.success(),
+        "building the action image failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn action_image_runs_audit_as_the_runner_runs_a_docker_action() {
+    if !support::engine_available("action_image_runs_audit_as_the_runner_runs_a_docker_action") {
+        return;
+    }
+    build_action_image();
+
+    let version = support::docker(&["run", "--rm", IMAGE, "--version"]);
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("cachehit {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    // The runner mounts the workspace and the file-command folder, and points the
+    // GITHUB_* file variables inside them.
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("workspace");
+    let commands = dir.path().join("file_commands");
+    std::fs::create_dir_all(workspace.join("reports")).unwrap();
+    std::fs::create_dir_all(&commands).unwrap();
+    let summary = commands.join("step_summary");
+    std::fs::write(&summary, "").unwrap();
+    for (release, scenario, fixture) in [
+        ("1.0.0", "p1-copy-before-deps", "v1"),
+        ("1.1.0", "p1-copy-before-deps", "v2"),
+    ] {
+        let report = support::cachehit()
+            .arg("report")
+            .arg(
+                Path::new(ROOT)
+                    .join("tests/fixtures/buildkit-v0.24")
+                    .join(scenario)
+                    .join(format!("{fixture}.rawjson")),
+            )
+            .args(["--format", "json", "-o"])
+            .arg(workspace.join("reports").join(format!("{release}.json")))
+            .status()
+            .unwrap();
+        assert!(report.success());
+    }
+    let mount = |host: &Path, inside: &str| format!("{}:{inside}", host.display());
+    let output = support::docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--workdir",
+        "/github/workspace",
+        "-e",
+        "GITHUB_ACTIONS=true",
+        "-e",
+        "GITHUB_WORKSPACE=/github/workspace",
+        "-e",
+        "GITHUB_STEP_SUMMARY=/github/file_commands/step_summary",
+        "-e",
+        "GITHUB_EVENT_NAME=workflow_dispatch",
+        "-v",
+        &mount(&workspace, "/github/workspace"),
+        "-v",
+        &mount(&commands, "/github/file_commands"),
+        IMAGE,
+        "audit",
+        "--summary",
+        "reports",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "audit in the container failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("| 1.0.0 | 0% | 0/4 |"), "{stdout}");
+    assert!(stdout.contains("| 1.1.0 | 25% | 1/4 |"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), stdout);
+}
