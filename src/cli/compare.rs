@@ -23,6 +23,43 @@ pub struct BaselineArgs {
     /// The Dockerfile, to point steps and findings at their lines when the records do not.
     #[arg(long, value_name = "PATH")]
     pub dockerfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: ImageArgs,
+}
+
+/// Image layers from a registry, for sizes and the upgrade pull cost.
+#[derive(Debug, Default, clap::Args)]
+pub struct ImageArgs {
+    /// This build's image in a registry (`registry/repo:tag` or `@sha256:...`).
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// The previous release's image, for the pull cost when the baseline report has no layers.
+    #[arg(long, value_name = "REF")]
+    pub baseline_image: Option<String>,
+    /// Registry user; the password comes from CACHEHIT_REGISTRY_PASSWORD.
+    #[arg(long, value_name = "USER", env = "CACHEHIT_REGISTRY_USER")]
+    pub registry_user: Option<String>,
+    /// Use plain HTTP for the registry (always so for localhost and 127.x).
+    #[arg(long)]
+    pub insecure_registry: bool,
+}
+
+impl ImageArgs {
+    fn fetch(&self, reference: &str) -> Result<Vec<crate::model::PlatformImage>, String> {
+        use crate::sources::registry::{Credentials, ImageRef, RegistryClient};
+        let image = ImageRef::parse(reference)?;
+        let credentials = self.registry_user.as_ref().map(|user| Credentials {
+            username: user.clone(),
+            password: std::env::var("CACHEHIT_REGISTRY_PASSWORD").unwrap_or_default(),
+        });
+        RegistryClient::new(
+            credentials,
+            self.insecure_registry,
+            std::time::Duration::from_secs(20),
+        )
+        .images(&image)
+        .map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +76,8 @@ pub struct CompareArgs {
     pub fail_on: Vec<String>,
     #[arg(long, value_name = "PATH")]
     pub dockerfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: ImageArgs,
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
@@ -46,6 +85,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         baseline: Some(args.baseline),
         fail_on: args.fail_on,
         dockerfile: args.dockerfile,
+        images: args.images,
     };
     run_with_baseline(&args.current, &args.out, &baseline)
 }
@@ -60,9 +100,47 @@ pub fn run_with_baseline(
     let Some(mut report) = read_report(read)? else {
         return Ok(ExitCode::from(2));
     };
+    let problem = |report: &mut Report, source: &str, message: String| {
+        eprintln!("cachehit: warning: {source}: {message}");
+        report.build.problems.push(Problem {
+            source: source.to_string(),
+            message,
+        });
+    };
+    if let Some(reference) = &baseline.images.image {
+        match baseline.images.fetch(reference) {
+            Ok(images) => {
+                report.build.images = images;
+                report.summary.image_bytes =
+                    analysis::summary::summarize(&report.build).image_bytes;
+            }
+            Err(e) => problem(
+                &mut report,
+                reference,
+                format!("image layers unavailable: {e}"),
+            ),
+        }
+    }
+    let previous_images = match &baseline.images.baseline_image {
+        Some(reference) => match baseline.images.fetch(reference) {
+            Ok(images) => Some(images),
+            Err(e) => {
+                problem(
+                    &mut report,
+                    reference,
+                    format!("baseline image layers unavailable: {e}"),
+                );
+                None
+            }
+        },
+        None => None,
+    };
     if let Some(path) = &baseline.baseline {
         match load_baseline(path) {
-            Ok(previous) => {
+            Ok(mut previous) => {
+                if let Some(images) = &previous_images {
+                    previous.build.images = images.clone();
+                }
                 analysis::analyze_against(&mut report, &previous, &path.display().to_string());
             }
             Err(message) => {
@@ -75,6 +153,12 @@ pub fn run_with_baseline(
                     message: format!("{message}; reported without comparison"),
                 });
             }
+        }
+    }
+    if let (Some(images), None) = (&previous_images, &report.comparison) {
+        let cost = analysis::compare::pull_cost(&report.build.images, images);
+        if !cost.is_empty() {
+            report.summary.pull_bytes = Some(cost.iter().map(|c| c.new_layer_bytes).sum());
         }
     }
     if let Some(path) = &baseline.dockerfile {
