@@ -42,6 +42,10 @@ pub struct ImageArgs {
     /// Use plain HTTP for the registry (always so for localhost and 127.x).
     #[arg(long)]
     pub insecure_registry: bool,
+    /// An image loaded into the local Docker Engine (`load: true`): per-step layer sizes from
+    /// its history (uncompressed, as the engine stores them).
+    #[arg(long, value_name = "NAME")]
+    pub engine_image: Option<String>,
 }
 
 impl ImageArgs {
@@ -119,6 +123,27 @@ pub fn run_with_baseline(
                 reference,
                 format!("image layers unavailable: {e}"),
             ),
+        }
+    }
+    if let Some(name) = &baseline.images.engine_image {
+        let inspected = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(crate::sources::engine::inspect(name))
+                    .map_err(|e| e.to_string())
+            });
+        match inspected {
+            Ok(image) => {
+                let sizes = crate::sources::engine::step_sizes(&report.build.steps, &image.history);
+                for (step, size) in report.build.steps.iter_mut().zip(sizes) {
+                    if step.layer_bytes.is_none() {
+                        step.layer_bytes = size;
+                    }
+                }
+            }
+            Err(e) => problem(&mut report, name, format!("engine image unavailable: {e}")),
         }
     }
     let previous_images = match &baseline.images.baseline_image {
