@@ -152,3 +152,30 @@ pub struct PlatformPullCost {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_bytes: Option<u64>,
 }
+
+/// Decimal units, as registries and BuildKit print sizes: `470.0 MB`.
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// `340 ms`, `1.2 s`, `2 m 05 s`.
+pub fn format_duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} m {:02} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}

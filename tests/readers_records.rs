@@ -238,7 +238,7 @@ fn damaged_bundle_is_a_clear_error() {
     .unwrap();
     let cut = dir.path().join("cut.dockerbuild");
     std::fs::write(&cut, &original[..original.len() / 2]).unwrap();
-    let err = read_inputs(&[cut.clone()], &ReadOptions::default()).unwrap_err();
+    let err = read_inputs(std::slice::from_ref(&cut), &ReadOptions::default()).unwrap_err();
     assert!(matches!(err, ReadError::Malformed { .. }), "{err}");
     assert!(
         err.to_string().starts_with(&cut.display().to_string()),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod compare;
 mod report;
 
 #[derive(Debug, Parser)]
@@ -25,6 +26,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Over several releases' reports: figures per release and the problems that persist.
     Audit(audit::AuditArgs),
+    /// Compare a build with an earlier build's JSON report: per-step changes, pull cost, findings.
+    Compare(compare::CompareArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -32,6 +35,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Report(args) => report::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     match result {
         Ok(code) => code,

@@ -60,14 +60,12 @@ pub struct ReportArgs {
     pub read: ReadArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+    #[command(flatten)]
+    pub baseline: crate::cli::compare::BaselineArgs,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let Some(report) = read_report(&args.read)? else {
-        return Ok(ExitCode::from(2));
-    };
-    emit(&report, &args.out)?;
-    Ok(ExitCode::SUCCESS)
+    crate::cli::compare::run_with_baseline(&args.read, &args.out, &args.baseline)
 }
 
 /// Reads and analyzes the inputs; prints problems as warnings. `None` when nothing was readable

@@ -35,7 +35,7 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
         path: name.clone(),
         detail,
     };
-    let blobs = collect_small_blobs(path).map_err(|e| malformed(e))?;
+    let blobs = collect_small_blobs(path).map_err(&malformed)?;
     let index: Value = blobs
         .get("index.json")
         .and_then(|b| serde_json::from_slice(b).ok())

@@ -87,6 +87,18 @@ pub fn parse(value: &Value) -> Option<Provenance> {
 struct LlbStep<'a> {
     inputs: Vec<&'a str>,
     source: Option<&'a str>,
+    platform: Option<String>,
+}
+
+/// `{"OS": "linux", "Architecture": "arm", "Variant": "v7"}` -> `linux/arm/v7`.
+fn llb_platform(op: &Value) -> Option<String> {
+    let p = op.get("platform")?;
+    let os = p.get("OS")?.as_str()?;
+    let arch = p.get("Architecture")?.as_str()?;
+    Some(match p.get("Variant").and_then(Value::as_str) {
+        Some(v) if !v.is_empty() => format!("{os}/{arch}/{v}"),
+        _ => format!("{os}/{arch}"),
+    })
 }
 
 fn read_build_graph(build_config: &Value, meta: Option<&Value>, out: &mut Provenance) {
@@ -111,7 +123,15 @@ fn read_build_graph(build_config: &Value, meta: Option<&Value>, out: &mut Proven
             .collect();
         let source = value_at(entry, &["op", "Op", "source", "identifier"]).and_then(Value::as_str);
         order.push(id);
-        steps.insert(id, LlbStep { inputs, source });
+        let platform = entry.get("op").and_then(llb_platform);
+        steps.insert(
+            id,
+            LlbStep {
+                inputs,
+                source,
+                platform,
+            },
+        );
     }
     let is_context = |id: &str| {
         steps
@@ -147,10 +167,15 @@ fn read_build_graph(build_config: &Value, meta: Option<&Value>, out: &mut Proven
             },
         );
     }
-    // The last LLB entry is the build result; its input's chain is the image.
+    // The last LLB entry is the build result; its input's chain is the image. The target
+    // platform is the one its ops run for (`environment.platform` is the builder's).
     if let Some(result) = order.last().and_then(|id| steps.get(id))
-        && let Some(chain) = result.inputs.first().and_then(|i| chains.get(*i))
+        && let Some(input) = result.inputs.first()
+        && let Some(chain) = chains.get(*input)
     {
+        if let Some(target) = target_platform(input, &steps) {
+            out.platform = Some(target);
+        }
         let total = chain.iter().map(|l| l.size).sum::<Option<u64>>();
         out.image = Some(PlatformImage {
             platform: out.platform.clone(),
@@ -159,6 +184,18 @@ fn read_build_graph(build_config: &Value, meta: Option<&Value>, out: &mut Proven
             ..PlatformImage::default()
         });
     }
+}
+
+/// The platform of the nearest op (walking first inputs) that states one.
+fn target_platform<'a>(mut id: &'a str, steps: &HashMap<&'a str, LlbStep<'a>>) -> Option<String> {
+    for _ in 0..steps.len() {
+        let step = steps.get(id)?;
+        if let Some(p) = &step.platform {
+            return Some(p.clone());
+        }
+        id = step.inputs.first()?;
+    }
+    None
 }
 
 fn layer_chains(meta: Option<&Value>) -> HashMap<String, Vec<Layer>> {

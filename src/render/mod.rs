@@ -7,32 +7,7 @@ pub mod table;
 use crate::model::{RebuildReason, Step, StepStatus};
 use crate::report::Report;
 
-/// `1.2 s`, `340 ms`, `2 m 05 s`.
-pub fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{} m {:02} s", ms / 60_000, (ms % 60_000) / 1000)
-    }
-}
-
-/// Decimal units, as registries and BuildKit print them.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use crate::report::{format_bytes as bytes, format_duration as duration};
 
 pub fn percent(ratio: f64) -> String {
     format!("{:.0}%", ratio * 100.0)

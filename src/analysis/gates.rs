@@ -1,0 +1,196 @@
+//! `--fail-on` gates: conditions on a report that turn into a non-zero exit with a one-line
+//! reason.
+//!
+//! Syntax (comma-separated, or the option repeated):
+//! `hit-ratio-drop>POINTS`, `hit-ratio<PERCENT`, `pull-bytes>SIZE` (`500MB`, `1.5GB`, bytes),
+//! `rebuilt>N`, `regression` (any step cached before, rebuilt now), `regression:TEXT` (a step
+//! whose name contains TEXT regressed), `diagnosis:KIND` (e.g. `diagnosis:cache-not-delivered`),
+//! `failed` (the build failed).
+
+use crate::model::{BuildStatus, Transition};
+use crate::report::Report;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Gate {
+    HitRatioDrop(f64),
+    HitRatioBelow(f64),
+    PullBytesAbove(u64),
+    RebuiltAbove(u32),
+    AnyRegression,
+    RegressionOf(String),
+    Diagnosis(String),
+    BuildFailed,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid --fail-on condition `{condition}`: {why}")]
+pub struct GateSyntaxError {
+    pub condition: String,
+    pub why: String,
+}
+
+pub fn parse_gates(specs: &[String]) -> Result<Vec<Gate>, GateSyntaxError> {
+    specs
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_gate)
+        .collect()
+}
+
+fn parse_gate(condition: &str) -> Result<Gate, GateSyntaxError> {
+    let error = |why: &str| GateSyntaxError {
+        condition: condition.to_string(),
+        why: why.to_string(),
+    };
+    let number = |text: &str| -> Result<f64, GateSyntaxError> {
+        text.trim()
+            .trim_end_matches('%')
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .ok_or_else(|| error("expected a non-negative number"))
+    };
+    if let Some(v) = condition.strip_prefix("hit-ratio-drop>") {
+        return Ok(Gate::HitRatioDrop(number(v)?));
+    }
+    if let Some(v) = condition.strip_prefix("hit-ratio<") {
+        return Ok(Gate::HitRatioBelow(number(v)?));
+    }
+    if let Some(v) = condition.strip_prefix("pull-bytes>") {
+        return parse_size(v)
+            .map(Gate::PullBytesAbove)
+            .ok_or_else(|| error("expected a size such as 500MB, 1.5GB or a number of bytes"));
+    }
+    if let Some(v) = condition.strip_prefix("rebuilt>") {
+        return v
+            .trim()
+            .parse()
+            .map(Gate::RebuiltAbove)
+            .map_err(|_| error("expected a whole number"));
+    }
+    if condition == "regression" {
+        return Ok(Gate::AnyRegression);
+    }
+    if let Some(v) = condition.strip_prefix("regression:") {
+        return Ok(Gate::RegressionOf(v.to_string()));
+    }
+    if let Some(v) = condition.strip_prefix("diagnosis:") {
+        return Ok(Gate::Diagnosis(v.to_string()));
+    }
+    if condition == "failed" {
+        return Ok(Gate::BuildFailed);
+    }
+    Err(error(
+        "known conditions: hit-ratio-drop>N, hit-ratio<N, pull-bytes>SIZE, rebuilt>N, regression, regression:STEP, diagnosis:KIND, failed",
+    ))
+}
+
+/// Decimal units (`kB`, `MB`, `GB`), binary ones (`KiB`, `MiB`, `GiB`), or plain bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((number * factor).round() as u64)
+}
+
+/// The reasons of every gate that trips; empty when the report passes.
+pub fn evaluate(gates: &[Gate], report: &Report) -> Vec<String> {
+    let summary = &report.summary;
+    let regressed = || {
+        report
+            .build
+            .steps
+            .iter()
+            .filter(|s| s.transition == Some(Transition::Regressed))
+    };
+    gates
+        .iter()
+        .filter_map(|gate| match gate {
+            Gate::HitRatioDrop(limit) => {
+                let change = report.comparison.as_ref()?.hit_ratio_change_points?;
+                (-change > *limit)
+                    .then(|| format!("hit ratio dropped {:.1} points (limit {limit})", -change))
+            }
+            Gate::HitRatioBelow(limit) => {
+                let ratio = summary.cache_hit_ratio? * 100.0;
+                (ratio < *limit).then(|| format!("hit ratio {ratio:.1}% is below {limit}%"))
+            }
+            Gate::PullBytesAbove(limit) => {
+                let bytes = summary.pull_bytes?;
+                (bytes > *limit).then(|| {
+                    format!(
+                        "upgrade pull of {} exceeds {}",
+                        crate::report::format_bytes(bytes),
+                        crate::report::format_bytes(*limit)
+                    )
+                })
+            }
+            Gate::RebuiltAbove(limit) => {
+                let n = summary.steps_rebuilt + summary.steps_failed;
+                (n > *limit).then(|| format!("{n} steps rebuilt (limit {limit})"))
+            }
+            Gate::AnyRegression => {
+                let names: Vec<&str> = regressed().map(|s| s.name.as_str()).collect();
+                (!names.is_empty()).then(|| {
+                    format!(
+                        "{} step(s) regressed from cached to rebuilt: {}",
+                        names.len(),
+                        names.join(", ")
+                    )
+                })
+            }
+            Gate::RegressionOf(text) => regressed()
+                .find(|s| s.name.contains(text.as_str()))
+                .map(|s| format!("`{}` regressed from cached to rebuilt", s.name)),
+            Gate::Diagnosis(kind) => report
+                .diagnoses
+                .iter()
+                .find(|d| d.kind == *kind)
+                .map(|d| format!("{}: {}", d.kind, d.message)),
+            Gate::BuildFailed => (report.build.build.status == BuildStatus::Failed)
+                .then(|| "the build failed".to_string()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax() {
+        let gates = parse_gates(&[
+            "hit-ratio-drop>10, pull-bytes>500MB".into(),
+            "regression:install".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            gates,
+            vec![
+                Gate::HitRatioDrop(10.0),
+                Gate::PullBytesAbove(500_000_000),
+                Gate::RegressionOf("install".into())
+            ]
+        );
+        assert_eq!(parse_size("1.5GB"), Some(1_500_000_000));
+        assert_eq!(parse_size("2MiB"), Some(2 * 1024 * 1024));
+        let err = parse_gates(&["hit-ratio>5".into()]).unwrap_err();
+        assert!(err.to_string().contains("hit-ratio>5"));
+        assert!(parse_gates(&["pull-bytes>lots".into()]).is_err());
+    }
+}
