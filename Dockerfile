@@ -3,7 +3,9 @@
 ARG BUILDER_IMAGE=rust:1-bookworm
 
 FROM ${BUILDER_IMAGE} AS builder
-ENV CARGO_NET_OFFLINE=true \
+# `true` where the builder already holds the crates (no network), as the local builder does.
+ARG CARGO_NET_OFFLINE=false
+ENV CARGO_NET_OFFLINE=${CARGO_NET_OFFLINE} \
     CARGO_TERM_COLOR=never \
     RUSTFLAGS="-C target-feature=+crt-static"
 WORKDIR /src
