@@ -155,3 +155,25 @@ fn cli_fails_when_no_report_is_readable() {
     let output = cachehit().arg("audit").arg(&broken).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn cli_keeps_only_the_last_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = report_file(dir.path(), "p1-copy-before-deps", "v1");
+    let v2 = report_file(dir.path(), "p1-copy-before-deps", "v2");
+    let output = cachehit()
+        .args(["audit", "--last", "1"])
+        .arg(&v1)
+        .arg(&v2)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("| p1-copy-before-deps-v2 | 25% | 1/4 |"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("p1-copy-before-deps-v1"), "{stdout}");
+    // One release cannot show a problem persisting.
+    assert!(stdout.contains("No diagnosis came back in consecutive releases."));
+}
