@@ -47,6 +47,7 @@ fn action_yml_declares_every_input_and_output_documented() {
         "fail-on",
         "dockerfile",
         "artifact-name",
+        "report-path",
     ];
     assert_eq!(
         inputs,
@@ -77,6 +78,7 @@ fn action_yml_declares_every_input_and_output_documented() {
         "pull-bytes",
         "report-path",
         "comment-url",
+        "regressions",
     ] {
         assert!(outputs.contains(name), "output {name} missing");
         assert!(action["outputs"][name]["description"].is_string());
