@@ -1,7 +1,7 @@
 //! Findings about a build's caching, each shown only when its evidence is in the records, with
 //! the evidence named and a concrete fix.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::model::{OutcomeStatus, RebuildReason, Step, StepKind, StepStatus};
 use crate::report::{Diagnosis, Report};
@@ -277,6 +277,10 @@ fn likely_cause(report: &Report) -> Option<(String, String)> {
 /// Stages whose results other stages copy (`COPY --from=NAME`, or graph inputs).
 fn intermediate_stages(report: &Report) -> HashSet<Option<String>> {
     let steps = &report.build.steps;
+    let stage_of: HashMap<&str, &Option<String>> = steps
+        .iter()
+        .filter_map(|s| Some((s.vertex_digest.as_deref()?, &s.stage)))
+        .collect();
     let mut stages = HashSet::new();
     for step in steps {
         if let Some(from) = step
@@ -287,12 +291,10 @@ fn intermediate_stages(report: &Report) -> HashSet<Option<String>> {
             stages.insert(Some(from.to_string()));
         }
         for input in &step.inputs {
-            if let Some(source) = steps
-                .iter()
-                .find(|s| s.vertex_digest.as_deref() == Some(input))
-                && source.stage != step.stage
+            if let Some(stage) = stage_of.get(input.as_str())
+                && **stage != step.stage
             {
-                stages.insert(source.stage.clone());
+                stages.insert((*stage).clone());
             }
         }
     }

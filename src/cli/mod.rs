@@ -24,18 +24,18 @@ pub struct Cli {
 pub enum Command {
     /// Read what a build left behind and report, per step, what was cached and rebuilt.
     Report(report::ReportArgs),
-    /// Over several releases' reports: figures per release and the problems that persist.
-    Audit(audit::AuditArgs),
     /// Compare a build with an earlier build's JSON report: per-step changes, pull cost, findings.
     Compare(compare::CompareArgs),
+    /// Over several releases' reports: figures per release and the problems that persist.
+    Audit(audit::AuditArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Report(args) => report::run(args),
-        Command::Audit(args) => audit::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,
