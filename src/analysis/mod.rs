@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod compare;
 pub mod diagnose;
+pub mod dockerfile;
 pub mod gates;
 pub mod matching;
 pub mod rebuild;

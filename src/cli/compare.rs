@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use crate::analysis::{self, compare::check_baseline_version, gates};
 use crate::cli::report::{OutputArgs, ReadArgs, emit, read_report};
 use crate::model::Problem;
@@ -18,6 +20,9 @@ pub struct BaselineArgs {
     /// Comma-separated or repeated.
     #[arg(long, value_name = "CONDITION")]
     pub fail_on: Vec<String>,
+    /// The Dockerfile, to point steps and findings at their lines when the records do not.
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -32,12 +37,15 @@ pub struct CompareArgs {
     pub out: OutputArgs,
     #[arg(long, value_name = "CONDITION")]
     pub fail_on: Vec<String>,
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<PathBuf>,
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let baseline = BaselineArgs {
         baseline: Some(args.baseline),
         fail_on: args.fail_on,
+        dockerfile: args.dockerfile,
     };
     run_with_baseline(&args.current, &args.out, &baseline)
 }
@@ -68,6 +76,11 @@ pub fn run_with_baseline(
                 });
             }
         }
+    }
+    if let Some(path) = &baseline.dockerfile {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the Dockerfile {}", path.display()))?;
+        analysis::dockerfile::locate_lines(&mut report, &text);
     }
     for problem in report
         .build

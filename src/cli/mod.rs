@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod action;
 mod audit;
 mod compare;
 mod report;
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Read what a build left behind and report, per step, what was cached and rebuilt.
     Report(report::ReportArgs),
+    /// GitHub Action entry point: reads everything from the runner's environment.
+    Action(action::ActionArgs),
     /// Compare a build with an earlier build's JSON report: per-step changes, pull cost, findings.
     Compare(compare::CompareArgs),
     /// Over several releases' reports: figures per release and the problems that persist.
@@ -34,6 +37,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Report(args) => report::run(args),
+        Command::Action(args) => action::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Audit(args) => audit::run(args),
     };
