@@ -3,21 +3,25 @@
 ARG BUILDER_IMAGE=rust:1-bookworm
 
 FROM ${BUILDER_IMAGE} AS builder
-ENV CARGO_NET_OFFLINE=true \
+# `true` where the builder already holds the crates (no network), as the local builder does.
+ARG CARGO_NET_OFFLINE=false
+ENV CARGO_NET_OFFLINE=${CARGO_NET_OFFLINE} \
     CARGO_TERM_COLOR=never \
     RUSTFLAGS="-C target-feature=+crt-static"
 WORKDIR /src
-# Dependencies only: stub sources so `cargo build` compiles every crate but ours. The bench
-# stub stays: the manifest names it, and benchmarks are not part of the image.
+# Dependencies only: stub sources so `cargo build` compiles every crate but ours.
 COPY Cargo.toml Cargo.lock ./
+# Declared [[bench]] targets must exist for the manifest to load: stub them too.
 RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && echo 'fn main() {}' > benches/compare.rs \
+ && for bench in $(sed -n '/^\[\[bench\]\]/,/^name/ s/^name *= *"\(.*\)"/\1/p' Cargo.toml); do \
+        echo 'fn main() {}' > "benches/$bench.rs"; done \
  && cargo build --release --locked --target x86_64-unknown-linux-gnu \
- && rm -rf src target/x86_64-unknown-linux-gnu/release/.fingerprint/cachehit-* \
+ && rm -rf src benches target/x86_64-unknown-linux-gnu/release/.fingerprint/cachehit-* \
            target/x86_64-unknown-linux-gnu/release/deps/cachehit-* \
            target/x86_64-unknown-linux-gnu/release/deps/libcachehit-*
 # The real sources: only this layer and the next rebuild on a code change.
 COPY src ./src
+COPY benches ./benches
 RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
  && cp target/x86_64-unknown-linux-gnu/release/cachehit /cachehit \
  && /cachehit --version

@@ -47,6 +47,7 @@ fn action_yml_declares_every_input_and_output_documented() {
         "fail-on",
         "dockerfile",
         "artifact-name",
+        "report-path",
     ];
     assert_eq!(
         inputs,
@@ -249,4 +250,136 @@ fn action_image_runs_audit_as_the_runner_runs_a_docker_action() {
     assert!(stdout.contains("| 1.0.0 | 0% | 0/4 |"), "{stdout}");
     assert!(stdout.contains("| 1.1.0 | 25% | 1/4 |"), "{stdout}");
     assert_eq!(std::fs::read_to_string(&summary).unwrap(), stdout);
+}
+
+const TOKEN: &str = "ghs_containerTestToken42";
+const PR: u64 = 11;
+
+/// `name<<DELIM ... DELIM` records of a GITHUB_OUTPUT file.
+fn parse_outputs(text: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut lines = text.lines();
+    while let Some(head) = lines.next() {
+        let Some((name, delim)) = head.split_once("<<") else {
+            panic!("not the multi-line output form: {head}");
+        };
+        let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delim).collect();
+        out.insert(name.to_string(), value.join("\n"));
+    }
+    out
+}
+
+#[test]
+fn action_image_comments_on_the_pull_request_as_the_runner_runs_it() {
+    if !support::engine_available("action_image_comments_on_the_pull_request_as_the_runner_runs_it")
+    {
+        return;
+    }
+    build_action_image();
+    let server = support::github_server::GitHubServer::start(TOKEN);
+
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("workspace");
+    let commands = dir.path().join("file_commands");
+    let temp = dir.path().join("runner_temp");
+    for d in [&workspace, &commands, &temp] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let scenario = Path::new(ROOT).join("tests/fixtures/buildkit-v0.24/p1-copy-before-deps");
+    std::fs::copy(scenario.join("v2.rawjson"), workspace.join("build.rawjson")).unwrap();
+    std::fs::copy(scenario.join("Dockerfile"), workspace.join("Dockerfile")).unwrap();
+    for file in ["output", "step_summary"] {
+        std::fs::write(commands.join(file), "").unwrap();
+    }
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join(
+            "tests/fixtures/public-samples/github-event-payloads/pull_request.synchronize.GITHUB_EVENT_PATH.buildx-ghactx_pr_event.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    event["number"] = PR.into();
+    event["pull_request"]["number"] = PR.into();
+    let event_file = dir.path().join("event.json");
+    std::fs::write(&event_file, event.to_string()).unwrap();
+
+    let mount = |host: &Path, inside: &str| format!("{}:{inside}", host.display());
+    let env = [
+        "GITHUB_ACTIONS=true".to_string(),
+        "GITHUB_REPOSITORY=o/r".into(),
+        format!("GITHUB_API_URL={}", server.url),
+        "GITHUB_EVENT_NAME=pull_request".into(),
+        "GITHUB_EVENT_PATH=/github/workflow/event.json".into(),
+        "GITHUB_WORKSPACE=/github/workspace".into(),
+        "GITHUB_OUTPUT=/github/file_commands/output".into(),
+        "GITHUB_STEP_SUMMARY=/github/file_commands/step_summary".into(),
+        "GITHUB_RUN_ID=6000".into(),
+        "RUNNER_TEMP=/github/runner_temp".into(),
+        format!("INPUT_GITHUB-TOKEN={TOKEN}"),
+        "INPUT_BUILD-LOG=build.rawjson".into(),
+        "INPUT_BASELINE=none".into(),
+        "INPUT_COMMENT=on".into(),
+        "INPUT_DOCKERFILE=Dockerfile".into(),
+    ];
+    let mut args: Vec<String> = [
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--workdir",
+        "/github/workspace",
+    ]
+    .map(String::from)
+    .to_vec();
+    for e in &env {
+        args.push("-e".into());
+        args.push(e.clone());
+    }
+    for (host, inside) in [
+        (&workspace, "/github/workspace"),
+        (&commands, "/github/file_commands"),
+        (&temp, "/github/runner_temp"),
+        (&event_file, "/github/workflow/event.json"),
+    ] {
+        args.push("-v".into());
+        args.push(mount(host, inside));
+    }
+    args.push(IMAGE.into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = support::docker(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "token leaked"
+    );
+
+    let comments = server.comments();
+    assert_eq!(comments.len(), 1);
+    let body = &comments[0].body;
+    assert!(body.starts_with("<!-- cachehit:default -->\n"), "{body}");
+    assert!(body.contains("1/4 steps cached (25%)"), "{body}");
+    assert!(body.contains("cache-busting-order"), "{body}");
+
+    let outputs = parse_outputs(&std::fs::read_to_string(commands.join("output")).unwrap());
+    assert_eq!(outputs["steps-cached"], "1");
+    assert_eq!(outputs["steps-total"], "4");
+    assert_eq!(outputs["cache-hit-ratio"], "0.2500");
+    assert!(outputs["comment-url"].ends_with(&format!("#issuecomment-{}", comments[0].id)));
+    // The report path is the container's; the same file is on the host's mounted temp folder.
+    let inside = outputs["report-path"].clone();
+    let relative = inside
+        .strip_prefix("/github/runner_temp/")
+        .unwrap_or_else(|| panic!("report outside RUNNER_TEMP: {inside}"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(temp.join(relative)).unwrap()).unwrap();
+    assert_eq!(report["summary"]["steps_cached"], 1);
+
+    let summary = std::fs::read_to_string(commands.join("step_summary")).unwrap();
+    assert!(summary.contains("### cachehit"), "{summary}");
+    assert!(
+        stdout.contains("::warning file=Dockerfile,line="),
+        "{stdout}"
+    );
 }

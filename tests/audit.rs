@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cachehit::analysis::audit::{ReleaseReport, audit};
-use cachehit::report::{Diagnosis, Report};
+use cachehit::report::Report;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/buildkit-v0.24");
 
@@ -38,18 +38,6 @@ fn load(path: &Path, label: &str) -> ReleaseReport {
     }
 }
 
-fn diagnosis(kind: &str, step: &str, wasted_ms: u64) -> Diagnosis {
-    Diagnosis {
-        kind: kind.into(),
-        severity: "warning".into(),
-        message: format!("{kind} on {step}"),
-        fix: "move the dependency install above COPY . .".into(),
-        step: Some(step.into()),
-        dockerfile_line: None,
-        wasted_ms: Some(wasted_ms),
-    }
-}
-
 const INSTALL_STEP: &str = "[4/5] RUN echo \"installing requirements\" && mkdir -p /opt && dd if=/dev/urandom of=/opt/site-packages.bin bs=1M count=6 2>/dev/null";
 
 #[test]
@@ -75,54 +63,45 @@ fn rows_carry_each_release_figures() {
 #[test]
 fn a_diagnosis_in_consecutive_releases_persists_and_a_gap_breaks_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    let path1 = report_file(dir.path(), "p1-copy-before-deps", "v1");
-    let path2 = report_file(dir.path(), "p1-copy-before-deps", "v2");
-    let mut releases = vec![
-        load(&path1, "v1"),
-        load(&path2, "v2"),
-        load(&path1, "v3"),
-        load(&path2, "v4"),
+    // `COPY . .` before the install: `cachehit report` diagnoses cache-busting-order in both
+    // p1 releases; p2 installs dependencies first and has no diagnosis.
+    let busting_v1 = report_file(dir.path(), "p1-copy-before-deps", "v1");
+    let busting_v2 = report_file(dir.path(), "p1-copy-before-deps", "v2");
+    let fixed = report_file(dir.path(), "p2-deps-first", "v2");
+    let releases = [
+        load(&busting_v1, "1.0.0"),
+        load(&busting_v2, "1.1.0"),
+        load(&fixed, "1.2.0"),
+        load(&busting_v2, "1.3.0"),
     ];
-    // Busting order in v1..v3 on the install step; an empty-import diagnosis in v1 and v3 only.
-    for (i, release) in releases.iter_mut().enumerate() {
-        if i < 3 {
-            release
-                .report
-                .diagnoses
-                .push(diagnosis("cache-busting-order", INSTALL_STEP, 100));
-        }
-        if i == 0 || i == 2 {
-            release
-                .report
-                .diagnoses
-                .push(diagnosis("cache-not-delivered", "[3/5] COPY . .", 5));
-        }
-    }
+    let wasted: u64 = releases[..2]
+        .iter()
+        .flat_map(|r| &r.report.diagnoses)
+        .filter_map(|d| d.wasted_ms)
+        .sum();
     let result = audit(&releases);
 
     assert_eq!(result.persistent.len(), 1, "{:?}", result.persistent);
     let found = &result.persistent[0];
     assert_eq!(found.kind, "cache-busting-order");
-    assert_eq!(found.step.as_deref(), Some(INSTALL_STEP));
-    assert_eq!(found.releases, ["v1", "v2", "v3"]);
-    assert_eq!(found.wasted_ms, Some(300));
+    assert_eq!(found.step.as_deref(), Some("[3/5] COPY . ."));
+    // 1.3.0 has it again, but alone after the gap: not part of the run.
+    assert_eq!(found.releases, ["1.0.0", "1.1.0"]);
+    assert!(wasted > 0);
+    assert_eq!(found.wasted_ms, Some(wasted));
+    assert_eq!(found.message, releases[1].report.diagnoses[0].message);
 }
 
 #[test]
 fn the_same_kind_on_another_step_is_another_problem() {
     let dir = tempfile::tempdir().unwrap();
     let path = report_file(dir.path(), "p1-copy-before-deps", "v2");
-    let mut first = load(&path, "v1");
+    let first = load(&path, "v1");
     let mut second = load(&path, "v2");
-    first
-        .report
-        .diagnoses
-        .push(diagnosis("cache-busting-order", INSTALL_STEP, 1));
-    second.report.diagnoses.push(diagnosis(
-        "cache-busting-order",
-        "[5/5] RUN cat app.py > /app/compiled.txt",
-        1,
-    ));
+    for diagnosis in &mut second.report.diagnoses {
+        diagnosis.step = Some(INSTALL_STEP.into());
+    }
+    assert!(!second.report.diagnoses.is_empty());
     assert!(audit(&[first, second]).persistent.is_empty());
 }
 
@@ -175,4 +154,26 @@ fn cli_fails_when_no_report_is_readable() {
     std::fs::write(&broken, "[]").unwrap();
     let output = cachehit().arg("audit").arg(&broken).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn cli_keeps_only_the_last_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = report_file(dir.path(), "p1-copy-before-deps", "v1");
+    let v2 = report_file(dir.path(), "p1-copy-before-deps", "v2");
+    let output = cachehit()
+        .args(["audit", "--last", "1"])
+        .arg(&v1)
+        .arg(&v2)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("| p1-copy-before-deps-v2 | 25% | 1/4 |"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("p1-copy-before-deps-v1"), "{stdout}");
+    // One release cannot show a problem persisting.
+    assert!(stdout.contains("No diagnosis came back in consecutive releases."));
 }

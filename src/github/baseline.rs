@@ -238,6 +238,44 @@ async fn from_latest_release(api: &impl BaselineApi) -> Result<BaselineOutcome, 
     })
 }
 
+/// Reports of the last `count` published releases (their `cachehit-report.json` assets),
+/// oldest first, for `cachehit audit`. A release without a readable report is skipped and
+/// named in the returned notes.
+pub async fn release_reports(
+    api: &impl BaselineApi,
+    count: usize,
+) -> Result<(Vec<(String, Report)>, Vec<String>), String> {
+    let releases = api
+        .list_releases()
+        .await
+        .map_err(|e| format!("cannot list releases: {e}"))?;
+    let mut reports = Vec::new();
+    let mut notes = Vec::new();
+    for release in releases
+        .iter()
+        .filter(|r| !r.draft && !r.prerelease)
+        .take(count)
+    {
+        let Some(asset) = release.assets.iter().find(|a| a.name == RELEASE_ASSET_NAME) else {
+            notes.push(format!(
+                "release {} has no {RELEASE_ASSET_NAME}",
+                release.tag_name
+            ));
+            continue;
+        };
+        match api.download_release_asset(asset.id).await {
+            Ok(bytes) => match parse_report(&bytes) {
+                Ok(report) => reports.push((release.tag_name.clone(), report)),
+                Err(e) => notes.push(format!("release {}: {e}", release.tag_name)),
+            },
+            Err(e) => notes.push(format!("release {}: {e}", release.tag_name)),
+        }
+    }
+    // GitHub lists newest first; the audit reads oldest first.
+    reports.reverse();
+    Ok((reports, notes))
+}
+
 /// The report inside an artifact zip: `cachehit-report.json` if present, else the only `.json`.
 pub fn report_from_zip(bytes: &[u8]) -> Result<Report, String> {
     let mut archive =
@@ -498,6 +536,40 @@ mod tests {
             ),
             other => panic!("expected no baseline, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn release_reports_are_the_last_published_ones_oldest_first() {
+        let json = serde_json::to_vec(&fixture_report()).unwrap();
+        let release = |tag: &str, asset: Option<u64>| ReleaseInfo {
+            tag_name: tag.into(),
+            assets: asset
+                .map(|id| ReleaseAsset {
+                    id,
+                    name: RELEASE_ASSET_NAME.into(),
+                })
+                .into_iter()
+                .collect(),
+            ..ReleaseInfo::default()
+        };
+        let api = FakeGitHub {
+            releases: vec![
+                ReleaseInfo {
+                    draft: true,
+                    ..release("v1.4.0", Some(4))
+                },
+                release("v1.3.0", Some(3)),
+                release("v1.2.0", None),
+                release("v1.1.0", Some(1)),
+                release("v1.0.0", Some(9)),
+            ],
+            assets: vec![(3, json.clone()), (1, json), (4, b"{}".to_vec())],
+            ..FakeGitHub::default()
+        };
+        let (reports, notes) = block_on(release_reports(&api, 3)).unwrap();
+        let tags: Vec<&str> = reports.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(tags, ["v1.1.0", "v1.3.0"]);
+        assert_eq!(notes, ["release v1.2.0 has no cachehit-report.json"]);
     }
 
     #[test]
