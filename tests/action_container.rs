@@ -133,7 +133,10 @@ fn example_workflows_are_valid_and_use_the_report_contract() {
     let text = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
     let pr = yaml(&dir.join("pr-comment.yml"));
     assert_eq!(pr["permissions"]["pull-requests"].as_str(), Some("write"));
-    assert!(text("build-and-report.yml").contains("BUILDKIT_PROGRESS: rawjson"));
+    // Per-step decisions need a record of the build, not just its metadata.
+    assert!(text("build-and-report.yml").contains("build-record: build.dockerbuild"));
+    assert!(text("pr-comment.yml").contains("--progress=rawjson"));
+    assert!(text("pr-comment.yml").contains("build-log: build.rawjson"));
     assert!(text("build-and-report.yml").contains("name: cachehit-report"));
     assert!(text("audit.yml").contains("workflow_dispatch"));
     assert!(text("consume-report.yml").contains(".summary.cache_hit_ratio"));

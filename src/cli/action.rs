@@ -93,6 +93,9 @@ async fn run_action(runner: Runner) -> anyhow::Result<ExitCode> {
         ));
     }
     let mut report = analysis::analyze(build);
+    if let Some(reference) = runner.input("image") {
+        fetch_image(&reference, token.as_deref(), &mut report);
+    }
 
     let github = match (&token, runner.repository()) {
         (token, Some((owner, repo))) => Some(GitHub::new(
@@ -319,6 +322,40 @@ async fn post_comment(
                 ))
             ));
             None
+        }
+    }
+}
+
+/// Layers of the pushed image, for sizes and the pull cost. ghcr.io takes the job's token.
+fn fetch_image(reference: &str, token: Option<&str>, report: &mut Report) {
+    use crate::sources::registry::{Credentials, ImageRef, RegistryClient};
+    let result = ImageRef::parse(reference).and_then(|image| {
+        let credentials = (image.registry == "ghcr.io")
+            .then_some(token)
+            .flatten()
+            .map(|t| Credentials {
+                username: "x-access-token".into(),
+                password: t.to_string(),
+            });
+        RegistryClient::new(credentials, false, Duration::from_secs(20))
+            .images(&image)
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(images) if !images.is_empty() => {
+            report.build.images = images;
+            report.summary.image_bytes = analysis::summary::summarize(&report.build).image_bytes;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            say(&format!(
+                "::warning title=cachehit::{}",
+                crate::github::runner::escape_data(&format!("image layers unavailable: {e}"))
+            ));
+            report.build.problems.push(crate::model::Problem {
+                source: reference.to_string(),
+                message: format!("image layers unavailable: {e}"),
+            });
         }
     }
 }

@@ -40,6 +40,12 @@ pub struct ImageRef {
 
 impl ImageRef {
     pub fn parse(text: &str) -> Result<ImageRef, String> {
+        let text = text.trim();
+        if text.is_empty() || text.contains(char::is_whitespace) {
+            return Err(format!(
+                "`{text}` is not an image reference (registry/repository:tag)"
+            ));
+        }
         let (name, reference) = match text.split_once('@') {
             Some((name, digest)) => (name, digest.to_string()),
             None => match text.rfind(':') {
