@@ -245,3 +245,28 @@ fn damaged_bundle_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn wrong_json_shape_is_named_and_kept_apart_from_good_inputs() {
+    let dir = std::env::temp_dir().join(format!("cachehit-records-shape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrong = dir.join("wrong-shape.json");
+    std::fs::write(&wrong, b"[1, 2, 3]\n").unwrap();
+
+    let alone = read_inputs(std::slice::from_ref(&wrong), &ReadOptions::default())
+        .expect_err("a JSON array is no build record");
+    assert!(alone.to_string().contains("wrong-shape.json"), "{alone}");
+
+    let good = fixture("buildkit-v0.24/p1-copy-before-deps/v1.metadata.json");
+    let build = read(&[good, wrong]);
+    assert!(
+        build
+            .problems
+            .iter()
+            .any(|p| p.source.contains("wrong-shape.json")),
+        "{:?}",
+        build.problems
+    );
+    assert!(!build.build.image_names.is_empty());
+    std::fs::remove_dir_all(&dir).ok();
+}
