@@ -362,3 +362,87 @@ fn compare_command_gates_and_bad_baselines() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hit-ratio>5"));
 }
+
+#[test]
+fn changed_build_argument_and_base_image_are_named() {
+    let baseline = report("p2-deps-first", "v2");
+    let mut current = report("p2-deps-first", "v2");
+    // The same build, but its cache lost and an argument and the base image changed.
+    for step in &mut current.build.steps {
+        if step.kind != cachehit::model::StepKind::From {
+            step.status = cachehit::model::StepStatus::Rebuilt;
+            step.vertex_digest = None;
+        } else {
+            step.instruction = step.instruction.replace("@sha256:1e426e", "@sha256:9f9f9f");
+        }
+    }
+    current
+        .build
+        .build
+        .build_args
+        .insert("PY_VERSION".into(), "3.13".into());
+    let mut base = baseline.clone();
+    base.build
+        .build
+        .build_args
+        .insert("PY_VERSION".into(), "3.12".into());
+    cachehit::analysis::rebuild::explain_rebuilds(&mut current.build);
+    analyze_against(&mut current, &base, "v1.json");
+    let args = current
+        .diagnoses
+        .iter()
+        .find(|d| d.kind == "build-arg-changed")
+        .expect("build-arg-changed");
+    assert!(
+        args.message.contains("PY_VERSION (3.12 → 3.13)"),
+        "{}",
+        args.message
+    );
+    assert_eq!(args.step.as_deref(), Some("[2/6] WORKDIR /app"));
+    let base_moved = current
+        .diagnoses
+        .iter()
+        .find(|d| d.kind == "base-image-changed")
+        .expect("base-image-changed");
+    assert!(
+        base_moved.message.contains("1e426e33437f → 9f9f9f"),
+        "{}",
+        base_moved.message
+    );
+    // Unchanged arguments and base: neither fires.
+    let mut same = report("p2-deps-first", "v1");
+    analyze_against(&mut same, &report("p2-deps-first", "v2"), "v2.json");
+    assert!(
+        !kinds(&same).contains("build-arg-changed") && !kinds(&same).contains("base-image-changed")
+    );
+}
+
+#[test]
+fn an_unreachable_registry_leaves_the_rest_of_the_report() {
+    let out = support::cachehit()
+        .args([
+            "report",
+            "--format",
+            "json",
+            "--image",
+            "127.0.0.1:9/acme/app:v2",
+        ])
+        .args(inputs("p2-deps-first", "v2"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("127.0.0.1:9") && stderr.contains("image layers unavailable"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["steps_cached"], 3);
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["source"] == "127.0.0.1:9/acme/app:v2")
+    );
+}

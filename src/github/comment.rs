@@ -96,3 +96,48 @@ mod tests {
         assert_eq!(marker(""), "<!-- cachehit:default -->");
     }
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use crate::model::{Build, Step, StepKind, StepStatus};
+
+    #[test]
+    fn a_huge_build_fits_the_limit_keeping_the_summary() {
+        let steps = (0..4000)
+            .map(|i| Step {
+                name: format!("[{i}/4000] RUN make target-{i} | <b>@team</b> #{i}"),
+                instruction: format!("RUN make target-{i} | <b>@team</b> #{i} {}", "x".repeat(60)),
+                kind: StepKind::Run,
+                status: if i % 3 == 0 {
+                    StepStatus::Rebuilt
+                } else {
+                    StepStatus::Cached
+                },
+                index: Some(i),
+                total: Some(4000),
+                ..Step::default()
+            })
+            .collect();
+        let report = crate::analysis::analyze(Build {
+            steps,
+            ..Build::default()
+        });
+        let text = body(&report, "default", Some("No baseline: none uploaded."));
+        assert!(
+            text.chars().count() <= GITHUB_COMMENT_LIMIT,
+            "{}",
+            text.chars().count()
+        );
+        assert!(text.starts_with("<!-- cachehit:default -->\n### cachehit"));
+        assert!(text.contains("2666/4000 steps cached"), "summary kept");
+        assert!(text.contains("more steps not shown"));
+        assert!(text.contains("No baseline: none uploaded."));
+        // Build text cannot open HTML, mention, reference or fake a marker.
+        let after_marker = &text["<!-- cachehit:default -->".len()..];
+        assert!(!after_marker.contains("<!--"));
+        assert!(!after_marker.contains("<b>"));
+        assert!(!after_marker.contains("@team"));
+        assert!(!after_marker.contains(" #12 "));
+    }
+}
