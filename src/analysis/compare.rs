@@ -147,21 +147,18 @@ fn repository(name: &str) -> &str {
     }
 }
 
+fn repositories(report: &Report) -> HashSet<&str> {
+    report
+        .build
+        .build
+        .image_names
+        .iter()
+        .map(|n| repository(n))
+        .collect()
+}
+
 fn other_image_warning(current: &Report, baseline: &Report, source: &str) -> Option<Problem> {
-    let now: HashSet<&str> = current
-        .build
-        .build
-        .image_names
-        .iter()
-        .map(|n| repository(n))
-        .collect();
-    let before: HashSet<&str> = baseline
-        .build
-        .build
-        .image_names
-        .iter()
-        .map(|n| repository(n))
-        .collect();
+    let (now, before) = (repositories(current), repositories(baseline));
     if now.is_empty() || before.is_empty() || !now.is_disjoint(&before) {
         return None;
     }

@@ -15,6 +15,13 @@ pub struct BaselineArgs {
     /// JSON report of an earlier build (the previous release) to compare with.
     #[arg(long, value_name = "REPORT")]
     pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+}
+
+/// What `report` and `compare` share beyond the baseline: gates, Dockerfile, image sources.
+#[derive(Debug, Default, clap::Args)]
+pub struct CheckArgs {
     /// Exit 1 when a condition holds: hit-ratio-drop>POINTS, hit-ratio<PERCENT,
     /// pull-bytes>SIZE, rebuilt>N, regression, regression:STEP, diagnosis:KIND, failed.
     /// Comma-separated or repeated.
@@ -76,20 +83,14 @@ pub struct CompareArgs {
     pub current: ReadArgs,
     #[command(flatten)]
     pub out: OutputArgs,
-    #[arg(long, value_name = "CONDITION")]
-    pub fail_on: Vec<String>,
-    #[arg(long, value_name = "PATH")]
-    pub dockerfile: Option<PathBuf>,
     #[command(flatten)]
-    pub images: ImageArgs,
+    pub checks: CheckArgs,
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let baseline = BaselineArgs {
         baseline: Some(args.baseline),
-        fail_on: args.fail_on,
-        dockerfile: args.dockerfile,
-        images: args.images,
+        checks: args.checks,
     };
     run_with_baseline(&args.current, &args.out, &baseline)
 }
@@ -100,7 +101,7 @@ pub fn run_with_baseline(
     out: &OutputArgs,
     baseline: &BaselineArgs,
 ) -> anyhow::Result<ExitCode> {
-    let gates = gates::parse_gates(&baseline.fail_on)?;
+    let gates = gates::parse_gates(&baseline.checks.fail_on)?;
     let Some(mut report) = read_report(read)? else {
         return Ok(ExitCode::from(2));
     };
@@ -111,8 +112,8 @@ pub fn run_with_baseline(
             message,
         });
     };
-    if let Some(reference) = &baseline.images.image {
-        match baseline.images.fetch(reference) {
+    if let Some(reference) = &baseline.checks.images.image {
+        match baseline.checks.images.fetch(reference) {
             Ok(images) => {
                 report.build.images = images;
                 report.summary.image_bytes =
@@ -125,7 +126,7 @@ pub fn run_with_baseline(
             ),
         }
     }
-    if let Some(name) = &baseline.images.engine_image {
+    if let Some(name) = &baseline.checks.images.engine_image {
         let inspected = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -146,8 +147,8 @@ pub fn run_with_baseline(
             Err(e) => problem(&mut report, name, format!("engine image unavailable: {e}")),
         }
     }
-    let previous_images = match &baseline.images.baseline_image {
-        Some(reference) => match baseline.images.fetch(reference) {
+    let previous_images = match &baseline.checks.images.baseline_image {
+        Some(reference) => match baseline.checks.images.fetch(reference) {
             Ok(images) => Some(images),
             Err(e) => {
                 problem(
@@ -186,7 +187,7 @@ pub fn run_with_baseline(
             report.summary.pull_bytes = Some(cost.iter().map(|c| c.new_layer_bytes).sum());
         }
     }
-    if let Some(path) = &baseline.dockerfile {
+    if let Some(path) = &baseline.checks.dockerfile {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the Dockerfile {}", path.display()))?;
         analysis::dockerfile::locate_lines(&mut report, &text);
