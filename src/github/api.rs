@@ -274,32 +274,44 @@ impl GitHub {
 
     pub async fn create_comment(&self, issue: u64, body: &str) -> Result<Comment, ApiError> {
         let url = self.repo_url(&format!("/issues/{issue}/comments"));
-        let response = self
-            .send(
-                Method::Post,
-                &url,
-                Some(&serde_json::json!({ "body": body })),
-                "creating the pull-request comment",
-            )
-            .await?;
-        Comment::from_json(&response.json()).ok_or_else(|| ApiError::Transport {
-            what: "creating the pull-request comment".into(),
-            message: "the answer is not a comment".into(),
-        })
+        self.write_comment(
+            Method::Post,
+            &url,
+            body,
+            "creating the pull-request comment",
+        )
+        .await
     }
 
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<Comment, ApiError> {
         let url = self.repo_url(&format!("/issues/comments/{id}"));
+        self.write_comment(
+            Method::Patch,
+            &url,
+            body,
+            "updating the pull-request comment",
+        )
+        .await
+    }
+
+    /// POST or PATCH a comment body; GitHub answers with the comment.
+    async fn write_comment(
+        &self,
+        method: Method,
+        url: &str,
+        body: &str,
+        what: &str,
+    ) -> Result<Comment, ApiError> {
         let response = self
             .send(
-                Method::Patch,
-                &url,
+                method,
+                url,
                 Some(&serde_json::json!({ "body": body })),
-                "updating the pull-request comment",
+                what,
             )
             .await?;
         Comment::from_json(&response.json()).ok_or_else(|| ApiError::Transport {
-            what: "updating the pull-request comment".into(),
+            what: what.into(),
             message: "the answer is not a comment".into(),
         })
     }
