@@ -106,8 +106,8 @@ fn compose(report: &Report, rows: usize) -> String {
             out.push_str(&format!(
                 "- {icon} **{}**{at}: {}\n  - Fix: {}\n",
                 escape_text(&d.kind),
-                escape_text(&d.message),
-                escape_text(&d.fix)
+                with_code_spans(&d.message),
+                with_code_spans(&d.fix)
             ));
         }
         out.push('\n');
@@ -238,10 +238,29 @@ fn details(report: &Report) -> String {
     )
 }
 
+/// Findings quote steps and commands in backticks: those parts become code spans and the
+/// rest is escaped. Text with an unpaired backtick is escaped whole, so a backtick from the
+/// build cannot turn escaped text into markup.
+pub fn with_code_spans(text: &str) -> String {
+    if text.matches('`').count() % 2 != 0 {
+        return escape_text(text);
+    }
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| match (i % 2, part.is_empty()) {
+            (0, _) => escape_text(part),
+            (_, true) => String::new(),
+            (_, false) => format!("`{}`", code(part)),
+        })
+        .collect()
+}
+
 /// Text for inside a code span (markup, HTML and mentions are inert there): no backticks,
-/// which would end it, and no line breaks.
+/// which would end it, no line breaks, and no comment opener that could pass for a marker.
 fn code(text: &str) -> String {
-    text.replace('`', "'").replace(['\n', '\r'], " ")
+    text.replace('`', "'")
+        .replace(['\n', '\r'], " ")
+        .replace("<!--", "<!-\u{200b}-")
 }
 
 fn shorten(text: &str, max: usize) -> String {
@@ -267,5 +286,21 @@ mod tests {
         assert!(escaped.contains("#&#8203;12"));
         assert!(!escaped.contains("<!--"));
         assert!(escaped.contains("\\`x\\`"));
+    }
+
+    #[test]
+    fn findings_keep_their_code_spans_and_escape_the_rest() {
+        assert_eq!(
+            with_code_spans("`[3/5] COPY . .` copies <all> before `RUN a && b | c`."),
+            "`[3/5] COPY . .` copies &lt;all&gt; before `RUN a && b | c`."
+        );
+        // An unpaired backtick (from an error message, say) makes the whole text plain.
+        assert_eq!(
+            with_code_spans("`RUN x` failed: unexpected `( @team"),
+            "\\`RUN x\\` failed: unexpected \\`( @&#8203;team"
+        );
+        let spoof = with_code_spans("`<!-- cachehit:default -->` ran");
+        assert!(!spoof.contains("<!--"), "{spoof}");
+        assert!(spoof.starts_with('`'), "{spoof}");
     }
 }
