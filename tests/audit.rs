@@ -177,3 +177,29 @@ fn cli_keeps_only_the_last_releases() {
     // One release cannot show a problem persisting.
     assert!(stdout.contains("No diagnosis came back in consecutive releases."));
 }
+
+#[test]
+fn cli_orders_releases_by_build_time_not_by_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    // By plain name order `1.10.0` would come first; it was built after `1.9.0`.
+    std::fs::rename(
+        report_file(dir.path(), "p1-copy-before-deps", "v2"),
+        reports.join("1.10.0.json"),
+    )
+    .unwrap();
+    std::fs::rename(
+        report_file(dir.path(), "p1-copy-before-deps", "v1"),
+        reports.join("1.9.0.json"),
+    )
+    .unwrap();
+
+    let output = cachehit().arg("audit").arg(&reports).output().unwrap();
+
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let older = stdout.find("| 1.9.0 | 0% |").expect(&stdout);
+    let newer = stdout.find("| 1.10.0 | 25% |").expect(&stdout);
+    assert!(older < newer, "{stdout}");
+}

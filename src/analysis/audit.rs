@@ -89,6 +89,30 @@ fn pull_bytes(report: &Report) -> Option<u64> {
 
 type DiagnosisKey = (String, Option<String>);
 
+/// `[builder 3/6] RUN make` → `[builder] RUN make`: a step inserted above it renumbers the
+/// step, but it is still the same step with the same problem.
+fn without_position(name: &str) -> String {
+    let Some((label, rest)) = name
+        .strip_prefix('[')
+        .and_then(|inner| inner.split_once(']'))
+    else {
+        return name.to_string();
+    };
+    let kept: Vec<&str> = label
+        .split_whitespace()
+        .filter(|word| {
+            !word
+                .split_once('/')
+                .is_some_and(|(i, t)| i.parse::<u32>().is_ok() && t.parse::<u32>().is_ok())
+        })
+        .collect();
+    if kept.is_empty() {
+        rest.trim_start().to_string()
+    } else {
+        format!("[{}]{rest}", kept.join(" "))
+    }
+}
+
 fn persistent_diagnoses(releases: &[ReleaseReport]) -> Vec<PersistentDiagnosis> {
     // Runs still open at the current release, by (kind, step).
     let mut open: BTreeMap<DiagnosisKey, PersistentDiagnosis> = BTreeMap::new();
@@ -96,7 +120,10 @@ fn persistent_diagnoses(releases: &[ReleaseReport]) -> Vec<PersistentDiagnosis> 
     for release in releases {
         let mut seen_now: BTreeMap<DiagnosisKey, PersistentDiagnosis> = BTreeMap::new();
         for diagnosis in &release.report.diagnoses {
-            let key = (diagnosis.kind.clone(), diagnosis.step.clone());
+            let key = (
+                diagnosis.kind.clone(),
+                diagnosis.step.as_deref().map(without_position),
+            );
             if seen_now.contains_key(&key) {
                 continue;
             }
@@ -109,6 +136,7 @@ fn persistent_diagnoses(releases: &[ReleaseReport]) -> Vec<PersistentDiagnosis> 
                 releases: Vec::new(),
                 wasted_ms: None,
             });
+            run.step = diagnosis.step.clone();
             run.severity = diagnosis.severity.clone();
             run.message = diagnosis.message.clone();
             run.fix = diagnosis.fix.clone();
@@ -136,4 +164,56 @@ fn persistent_diagnoses(releases: &[ReleaseReport]) -> Vec<PersistentDiagnosis> 
             .then_with(|| a.step.cmp(&b.step))
     });
     persistent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Diagnosis;
+
+    fn release(label: &str, steps: &[&str]) -> ReleaseReport {
+        let mut report: Report = serde_json::from_value(serde_json::json!({
+            "schema_version": crate::report::SCHEMA_VERSION,
+        }))
+        .unwrap();
+        report.diagnoses = steps
+            .iter()
+            .map(|step| Diagnosis {
+                kind: "cache-busting-order".into(),
+                severity: "warning".into(),
+                message: String::new(),
+                fix: String::new(),
+                step: Some(step.to_string()),
+                dockerfile_line: None,
+                wasted_ms: Some(100),
+            })
+            .collect();
+        ReleaseReport {
+            label: label.into(),
+            report,
+        }
+    }
+
+    #[test]
+    fn a_renumbered_step_keeps_its_run_of_releases() {
+        let releases = [
+            release("v1", &["[3/5] COPY . ."]),
+            release("v2", &["[4/6] COPY . ."]),
+            release("v3", &["[builder 4/6] COPY . ."]),
+        ];
+        let persistent = audit(&releases).persistent;
+        assert_eq!(persistent.len(), 1, "{persistent:?}");
+        assert_eq!(persistent[0].releases, ["v1", "v2"]);
+        assert_eq!(persistent[0].step.as_deref(), Some("[4/6] COPY . ."));
+        assert_eq!(persistent[0].wasted_ms, Some(200));
+        assert_eq!(
+            without_position("[builder 4/6] COPY . ."),
+            "[builder] COPY . ."
+        );
+        assert_eq!(
+            without_position("[linux/386 2/3] RUN x"),
+            "[linux/386] RUN x"
+        );
+        assert_eq!(without_position("not a step"), "not a step");
+    }
 }

@@ -9,13 +9,17 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::analysis::audit::{Audit, ReleaseReport, audit};
-use crate::render::{self, markdown::escape_text};
+use crate::render::{
+    self,
+    markdown::{code_span, escape_text, with_code_spans},
+};
 use crate::report::{OLDEST_READABLE_SCHEMA, Report};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Report files (`cachehit-report.json`) or folders of them, oldest release first.
-    /// Files in a folder are taken in name order; each is labelled with its file stem.
+    /// Report files (`cachehit-report.json`) or folders of them. Releases are ordered by
+    /// build time when every report records it; otherwise as given, with the files of a
+    /// folder in version order (`v1.9.0` before `v1.10.0`). Each is labelled with its file stem.
     #[arg(required = true, value_name = "REPORT")]
     pub reports: Vec<PathBuf>,
     /// Only the last N releases.
@@ -46,6 +50,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         eprintln!("cachehit: error: no readable report among the inputs");
         return Ok(ExitCode::from(2));
     }
+    order_by_build_time(&mut releases);
     if let Some(last) = args.last {
         let skip = releases.len().saturating_sub(last);
         releases.drain(..skip);
@@ -76,9 +81,48 @@ fn collect_report_files(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    found.sort();
+    found.sort_by_cached_key(|p| version_order_key(&p.to_string_lossy()));
     files.extend(found);
     Ok(())
+}
+
+/// Oldest build first, when every report says when it was built; a stable sort keeps the
+/// given order for equal times.
+fn order_by_build_time(releases: &mut [ReleaseReport]) {
+    let built = |r: &ReleaseReport| {
+        let info = &r.report.build.build;
+        info.started.or(info.completed)
+    };
+    if releases.iter().all(|r| built(r).is_some()) {
+        releases.sort_by_key(built);
+    }
+}
+
+/// Name order with runs of digits compared as numbers: `v1.9.0` sorts before `v1.10.0`.
+fn version_order_key(name: &str) -> Vec<(u8, u128, String)> {
+    let mut key = Vec::new();
+    let mut chars = name.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        let digits = c.is_ascii_digit();
+        let mut run = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_ascii_digit() != digits {
+                break;
+            }
+            run.push(c);
+            chars.next();
+        }
+        key.push(if digits {
+            // Too long for a number: compare as text, after every number.
+            match run.parse::<u128>() {
+                Ok(n) => (0, n, String::new()),
+                Err(_) => (1, 0, run),
+            }
+        } else {
+            (2, 0, run)
+        });
+    }
+    key
 }
 
 fn read_release(path: &Path) -> anyhow::Result<ReleaseReport> {
@@ -130,7 +174,7 @@ pub fn render_markdown(audit: &Audit) -> String {
         } else {
             row.rebuilt_steps
                 .iter()
-                .map(|s| format!("`{}`", s.replace('`', "'")))
+                .map(|s| code_span(s))
                 .collect::<Vec<_>>()
                 .join("<br>")
         };
@@ -154,7 +198,8 @@ pub fn render_markdown(audit: &Audit) -> String {
         .max()
         .unwrap_or(0);
     for row in &audit.rows {
-        let label = row.label.replace('`', "'");
+        // Inside a fenced block: a line of backticks could close it early.
+        let label = row.label.replace('`', "'").replace(['\n', '\r'], " ");
         match row.cache_hit_ratio {
             Some(ratio) => {
                 let filled = (ratio.clamp(0.0, 1.0) * BAR_WIDTH as f64).round() as usize;
@@ -178,7 +223,7 @@ pub fn render_markdown(audit: &Audit) -> String {
         let step = found
             .step
             .as_deref()
-            .map(|s| format!(" on `{}`", s.replace('`', "'")))
+            .map(|s| format!(" on {}", code_span(s)))
             .unwrap_or_default();
         let wasted = found
             .wasted_ms
@@ -190,9 +235,36 @@ pub fn render_markdown(audit: &Audit) -> String {
             escape_text(&found.severity),
             found.releases.len(),
             escape_text(&found.releases.join(", ")),
-            escape_text(&found.message),
-            escape_text(&found.fix),
+            with_code_spans(&found.message),
+            with_code_spans(&found.fix),
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_files_come_in_version_order() {
+        let mut names = vec![
+            "reports/v1.10.0.json",
+            "reports/v1.9.0.json",
+            "reports/v1.9.0-rc1.json",
+            "reports/v2.0.0.json",
+            "reports/v1.2.0.json",
+        ];
+        names.sort_by_cached_key(|n| version_order_key(n));
+        assert_eq!(
+            names,
+            [
+                "reports/v1.2.0.json",
+                "reports/v1.9.0-rc1.json",
+                "reports/v1.9.0.json",
+                "reports/v1.10.0.json",
+                "reports/v2.0.0.json",
+            ]
+        );
+    }
 }

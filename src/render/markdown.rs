@@ -255,6 +255,11 @@ pub fn with_code_spans(text: &str) -> String {
         .collect()
 }
 
+/// Build text (a step name, a ref) as one inline code span that cannot break a table row.
+pub fn code_span(text: &str) -> String {
+    format!("`{}`", code(text).replace('|', "\\|"))
+}
+
 /// Text for inside a code span (markup, HTML and mentions are inert there): no backticks,
 /// which would end it, no line breaks, and no comment opener that could pass for a marker.
 fn code(text: &str) -> String {
