@@ -29,17 +29,34 @@ pub fn escape_text(text: &str) -> String {
                     out.push(' ');
                 }
             }
-            // A zero-width space after `@` / `#` stops mentions and issue references.
+            // A zero-width space after `@` / `#` stops mentions and issue references, after
+            // `GH-` the other reference form, and after `:` in `://` autolinked URLs (which
+            // would cross-reference issues by their address).
             '@' => out.push_str("@&#8203;"),
             '#' if chars.peek().is_some_and(|n| n.is_ascii_alphanumeric()) => {
                 out.push_str("#&#8203;")
             }
-            c if c.is_control() => {}
+            '-' if ends_with_gh(&out) && chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push_str("-&#8203;")
+            }
+            ':' if chars.clone().take(2).eq("//".chars()) => out.push_str(":&#8203;"),
+            // Bidirectional overrides and invisible characters could make the text read
+            // differently from what it is.
+            c if c.is_control() || is_invisible_format(c) => {}
             c => out.push(c),
         }
         previous = Some(if c.is_whitespace() { ' ' } else { c });
     }
     out
+}
+
+fn ends_with_gh(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 2 && bytes[bytes.len() - 2..].eq_ignore_ascii_case(b"GH")
+}
+
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// The whole report as markdown.
@@ -70,8 +87,17 @@ pub fn render_within(report: &Report, budget: usize) -> String {
         return text;
     }
     // Even without rows it does not fit: keep the head (summary first), cut the rest.
-    let mut cut: String = text.chars().take(budget.saturating_sub(40)).collect();
-    cut.push_str("\n\n… (truncated to fit)\n");
+    let closing = "\n\n… (truncated to fit)\n\n</details>\n";
+    let mut cut: String = text
+        .chars()
+        .take(budget.saturating_sub(closing.chars().count()))
+        .collect();
+    let open_details = cut.matches("<details>").count() > cut.matches("</details>").count();
+    cut.push_str(if open_details {
+        closing
+    } else {
+        "\n\n… (truncated to fit)\n"
+    });
     cut
 }
 
@@ -291,6 +317,46 @@ mod tests {
         assert!(escaped.contains("#&#8203;12"));
         assert!(!escaped.contains("<!--"));
         assert!(escaped.contains("\\`x\\`"));
+    }
+
+    #[test]
+    fn a_hard_cut_closes_the_details_it_opened() {
+        let build = crate::model::Build {
+            cache_imports: (0..50)
+                .map(|i| crate::model::CacheImport {
+                    reference: format!("registry.example/cache:{i}"),
+                    status: crate::model::OutcomeStatus::Ok,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let report = crate::analysis::analyze(build);
+        let full = render(&report);
+        let opened = full.find("<details>").expect("details") + 200;
+        let budget = full[..opened].chars().count();
+        let cut = render_within(&report, budget);
+        assert!(cut.chars().count() <= budget, "{cut}");
+        assert!(cut.contains("truncated to fit"), "{cut}");
+        assert_eq!(
+            cut.matches("<details>").count(),
+            cut.matches("</details>").count(),
+            "{cut}"
+        );
+    }
+
+    #[test]
+    fn references_links_and_invisible_characters_are_neutralized() {
+        let escaped = escape_text(
+            "see GH-42 and gh-7, GH-x, https://github.com/o/r/issues/1; a\u{202e}b\u{200b}c; x-1 12:30",
+        );
+        assert!(escaped.contains("GH-&#8203;42"), "{escaped}");
+        assert!(escaped.contains("gh-&#8203;7"), "{escaped}");
+        assert!(escaped.contains("GH-x"), "{escaped}");
+        assert!(escaped.contains("https:&#8203;//github.com"), "{escaped}");
+        assert!(escaped.contains("abc;"), "{escaped}");
+        // Ordinary text is left alone.
+        assert!(escaped.ends_with("x-1 12:30"), "{escaped}");
     }
 
     #[test]
