@@ -133,6 +133,9 @@ fn example_workflows_are_valid_and_use_the_report_contract() {
     let text = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
     let pr = yaml(&dir.join("pr-comment.yml"));
     assert_eq!(pr["permissions"]["pull-requests"].as_str(), Some("write"));
+    let build = yaml(&dir.join("build-and-report.yml"));
+    assert_eq!(build["permissions"]["packages"].as_str(), Some("write"));
+    assert_eq!(build["permissions"]["actions"].as_str(), Some("read"));
     // Per-step decisions need a record of the build, not just its metadata.
     assert!(text("build-and-report.yml").contains("build-record: build.dockerbuild"));
     assert!(text("pr-comment.yml").contains("--progress=rawjson"));
@@ -140,6 +143,9 @@ fn example_workflows_are_valid_and_use_the_report_contract() {
     assert!(text("build-and-report.yml").contains("name: cachehit-report"));
     assert!(text("audit.yml").contains("workflow_dispatch"));
     assert!(text("consume-report.yml").contains(".summary.cache_hit_ratio"));
+    for file in &files {
+        example_has_the_permissions_it_needs(file);
+    }
     // Inputs used in examples exist in action.yml.
     let inputs = keys(&action()["inputs"]);
     for file in &files {
@@ -159,6 +165,85 @@ fn example_workflows_are_valid_and_use_the_report_contract() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// `permissions.NAME` of the job, else of the workflow ("none" when not granted: a
+/// workflow that lists permissions grants nothing else).
+fn permission<'a>(workflow: &'a Value, job: &'a Value, name: &str) -> &'a str {
+    let granted = |p: &'a Value| p.get(name).and_then(Value::as_str);
+    if job.get("permissions").is_some() {
+        return granted(&job["permissions"]).unwrap_or("none");
+    }
+    granted(&workflow["permissions"]).unwrap_or("none")
+}
+
+fn at_least(level: &str, wanted: &str) -> bool {
+    match wanted {
+        "read" => matches!(level, "read" | "write"),
+        _ => level == "write",
+    }
+}
+
+/// What the steps of an example do, the job's token may do: the PR comment needs
+/// `pull-requests: write`, `baseline: auto` needs `actions: read`, ghcr.io needs `packages`
+/// (write to push), releases need `contents: read`.
+fn example_has_the_permissions_it_needs(file: &Path) {
+    let workflow = yaml(file);
+    let triggers: Vec<String> = match &workflow["on"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(list) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        map => keys(map).into_iter().collect(),
+    };
+    let pull_request = triggers
+        .iter()
+        .any(|t| t == "pull_request" || t == "pull_request_target");
+    for (_, job) in workflow["jobs"].as_mapping().unwrap() {
+        let mut needs: Vec<(&str, &str, String)> = Vec::new();
+        for step in job["steps"].as_sequence().unwrap() {
+            let uses = step["uses"].as_str().unwrap_or_default();
+            let with = &step["with"];
+            let input = |name: &str| with.get(name).and_then(Value::as_str).unwrap_or_default();
+            let run = step["run"].as_str().unwrap_or_default();
+            if uses.starts_with("cachehit/cachehit") {
+                if input("baseline") != "none" {
+                    needs.push(("actions", "read", "baseline: auto".into()));
+                    needs.push(("contents", "read", "baseline: auto release assets".into()));
+                }
+                if pull_request && !matches!(input("comment"), "off" | "false") {
+                    needs.push(("pull-requests", "write", "the PR comment".into()));
+                }
+                if input("image").starts_with("ghcr.io/") {
+                    needs.push(("packages", "read", "image on ghcr.io".into()));
+                }
+            }
+            if uses.starts_with("docker/build-push-action")
+                && with.get("push").and_then(Value::as_bool) == Some(true)
+                && input("tags").contains("ghcr.io/")
+            {
+                needs.push(("packages", "write", "pushing to ghcr.io".into()));
+            }
+            if uses.starts_with("docker/login-action") && input("registry") == "ghcr.io" {
+                needs.push(("packages", "read", "logging in to ghcr.io".into()));
+            }
+            if uses.starts_with("actions/download-artifact") && !input("run-id").is_empty() {
+                needs.push(("actions", "read", "another run's artifact".into()));
+            }
+            if run.contains("gh release") {
+                needs.push(("contents", "read", "gh release".into()));
+            }
+        }
+        for (name, level, why) in needs {
+            let granted = permission(&workflow, job, name);
+            assert!(
+                at_least(granted, level),
+                "{}: {why} needs `{name}: {level}`, the job has `{granted}`",
+                file.display()
+            );
         }
     }
 }
@@ -310,7 +395,7 @@ fn action_image_comments_on_the_pull_request_as_the_runner_runs_it() {
     let env = [
         "GITHUB_ACTIONS=true".to_string(),
         "GITHUB_REPOSITORY=o/r".into(),
-        format!("GITHUB_API_URL={}", server.url),
+        format!("GITHUB_API_URL={}", server.api_url),
         "GITHUB_EVENT_NAME=pull_request".into(),
         "GITHUB_EVENT_PATH=/github/workflow/event.json".into(),
         "GITHUB_WORKSPACE=/github/workspace".into(),
@@ -372,14 +457,19 @@ fn action_image_comments_on_the_pull_request_as_the_runner_runs_it() {
     assert_eq!(outputs["steps-total"], "4");
     assert_eq!(outputs["cache-hit-ratio"], "0.2500");
     assert!(outputs["comment-url"].ends_with(&format!("#issuecomment-{}", comments[0].id)));
-    // The report path is the container's; the same file is on the host's mounted temp folder.
-    let inside = outputs["report-path"].clone();
-    let relative = inside
-        .strip_prefix("/github/runner_temp/")
-        .unwrap_or_else(|| panic!("report outside RUNNER_TEMP: {inside}"));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(temp.join(relative)).unwrap()).unwrap();
+    // The report is in the workspace, and its path relative to it: a later step on the host,
+    // which starts in the workspace (mounted elsewhere than in the container), finds it.
+    assert_eq!(outputs["report-path"], "cachehit-report.json");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace.join(&outputs["report-path"])).unwrap(),
+    )
+    .unwrap();
     assert_eq!(report["summary"]["steps_cached"], 1);
+    assert_eq!(
+        std::fs::read_dir(&temp).unwrap().count(),
+        0,
+        "nothing left in RUNNER_TEMP"
+    );
 
     let summary = std::fs::read_to_string(commands.join("step_summary")).unwrap();
     assert!(summary.contains("### cachehit"), "{summary}");

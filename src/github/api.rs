@@ -1,14 +1,17 @@
 //! GitHub REST calls cachehit makes, over octocrab's authenticated client: the sticky
 //! pull-request comment and the baseline search (artifacts, runs, releases).
 //!
-//! Requests go out raw so that every status code, `Link` header and `retry-after` is handled
-//! here, as GitHub documents them: 5xx and secondary rate limits (403/429 with `retry-after`
-//! or an exhausted `x-ratelimit-remaining`) are retried a bounded number of times with
-//! backoff; everything else is returned to the caller as a typed error.
+//! Requests go out raw so that every status code, `Link` header and rate-limit header is
+//! handled here, as GitHub documents them: a request is never repeated before the
+//! `retry-after` or `x-ratelimit-reset` it was given, a secondary rate limit without headers
+//! waits at least a minute, and when the wait GitHub asks for is longer than the policy allows
+//! the call stops at once with [`ApiError::RateLimited`]. 5xx answers and transport errors are
+//! retried a bounded number of times with backoff; everything else is returned to the caller
+//! as a typed error.
 
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use serde_json::Value;
@@ -26,6 +29,15 @@ pub enum ApiError {
     },
     #[error("{what} not found on GitHub (404): {message}")]
     NotFound { what: String, message: String },
+    /// A primary or secondary rate limit that cachehit did not (or no longer) wait out.
+    #[error("GitHub rate-limited {what} ({status}): {message}; {outcome}")]
+    RateLimited {
+        what: String,
+        status: u16,
+        message: String,
+        /// What was done about it: not retried because the wait is too long, or given up.
+        outcome: String,
+    },
     #[error("GitHub answered {status} to {what} after {attempts} attempt(s): {message}")]
     Failed {
         what: String,
@@ -42,7 +54,8 @@ pub enum ApiError {
 pub struct RetryPolicy {
     pub attempts: u32,
     pub first_backoff: Duration,
-    /// No single wait is longer than this, whatever `retry-after` says.
+    /// The longest single wait cachehit accepts. A rate limit asking for more is not waited
+    /// out (nor retried early): the call fails at once and the caller warns.
     pub max_wait: Duration,
 }
 
@@ -55,6 +68,10 @@ impl Default for RetryPolicy {
         }
     }
 }
+
+/// GitHub: after a secondary rate limit without `retry-after`, "wait for at least one minute
+/// before retrying", and exponentially longer if it persists.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 pub struct GitHub {
     client: Octocrab,
@@ -74,6 +91,27 @@ impl Response {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+    }
+
+    /// GitHub's `message`, or the start of the body.
+    fn message(&self) -> String {
+        self.json()
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(200)
+                    .collect()
+            })
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -82,6 +120,20 @@ enum Method {
     Post,
     Patch,
     Delete,
+}
+
+/// The JSON media type GitHub recommends for REST calls.
+const JSON_MEDIA_TYPE: &str = "application/vnd.github+json";
+
+/// What an error answer requires before the request may be sent again.
+#[derive(Debug, PartialEq)]
+struct Wait {
+    /// Never retry sooner than this.
+    at_least: Duration,
+    /// A rate limit (as opposed to a server error): reported as [`ApiError::RateLimited`].
+    rate_limit: bool,
+    /// Where the wait comes from, for the error message.
+    why: String,
 }
 
 impl GitHub {
@@ -126,30 +178,68 @@ impl GitHub {
         body: Option<&Value>,
         what: &str,
     ) -> Result<Response, ApiError> {
-        self.send_with(method, url, body, None, what).await
+        self.send_accepting(method, url, body, JSON_MEDIA_TYPE, what)
+            .await
     }
 
-    async fn send_with(
+    /// One request once: the client's own authorization, `Accept` as asked.
+    async fn send_once(
         &self,
         method: Method,
         url: &str,
         body: Option<&Value>,
-        headers: Option<&HeaderMap>,
+        accept: &str,
+    ) -> Result<Response, String> {
+        let method = match method {
+            Method::Get => http::Method::GET,
+            Method::Post => http::Method::POST,
+            Method::Patch => http::Method::PATCH,
+            Method::Delete => http::Method::DELETE,
+        };
+        let builder = http::Request::builder().method(method).uri(url).header(
+            http::header::ACCEPT,
+            HeaderValue::from_str(accept).map_err(|e| e.to_string())?,
+        );
+        let request = self
+            .client
+            .build_request(builder, body)
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn send_accepting(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        accept: &str,
         what: &str,
     ) -> Result<Response, ApiError> {
         let mut attempt = 0;
         let mut backoff = self.retry.first_backoff;
+        let mut secondary_wait = SECONDARY_LIMIT_WAIT;
         loop {
             attempt += 1;
-            let sent = match method {
-                Method::Get => self.client._get_with_headers(url, headers.cloned()).await,
-                Method::Post => self.client._post(url, body).await,
-                Method::Patch => self.client._patch(url, body).await,
-                Method::Delete => self.client._delete(url, body).await,
-            };
-            let response = match sent {
+            let response = match self.send_once(method, url, body, accept).await {
                 Ok(r) => r,
-                Err(e) => {
+                Err(message) => {
                     if attempt < self.retry.attempts {
                         tokio::time::sleep(backoff.min(self.retry.max_wait)).await;
                         backoff *= 2;
@@ -157,61 +247,70 @@ impl GitHub {
                     }
                     return Err(ApiError::Transport {
                         what: what.to_string(),
-                        message: e.to_string(),
+                        message,
                     });
                 }
             };
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes().to_vec())
-                .unwrap_or_default();
-            let response = Response {
-                status,
-                headers,
-                body,
-            };
+            let status = response.status;
             if status.is_success() || status.is_redirection() {
                 return Ok(response);
             }
-            let message = response
-                .json()
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    String::from_utf8_lossy(&response.body)
-                        .chars()
-                        .take(200)
-                        .collect()
+            let message = response.message();
+            let Some(wait) = required_wait(
+                &response,
+                &message,
+                backoff.min(self.retry.max_wait),
+                &mut secondary_wait,
+                chrono::Utc::now().timestamp_millis(),
+            ) else {
+                return Err(match status.as_u16() {
+                    403 | 401 => ApiError::Forbidden {
+                        what: what.to_string(),
+                        status: status.as_u16(),
+                        message,
+                    },
+                    404 => ApiError::NotFound {
+                        what: what.to_string(),
+                        message,
+                    },
+                    code => ApiError::Failed {
+                        what: what.to_string(),
+                        status: code,
+                        attempts: attempt,
+                        message,
+                    },
                 });
-            let wait = retry_wait(&response, backoff);
-            if let Some(wait) = wait
-                && attempt < self.retry.attempts
-            {
-                tokio::time::sleep(wait.min(self.retry.max_wait)).await;
+            };
+            let too_long = wait.at_least > self.retry.max_wait;
+            if !too_long && attempt < self.retry.attempts {
+                tokio::time::sleep(wait.at_least).await;
                 backoff *= 2;
                 continue;
             }
-            return Err(match status.as_u16() {
-                403 | 401 if wait.is_none() => ApiError::Forbidden {
+            let outcome = if too_long {
+                format!(
+                    "GitHub asks to wait {} before retrying ({}), longer than cachehit waits ({}), so it was not retried",
+                    seconds(wait.at_least),
+                    wait.why,
+                    seconds(self.retry.max_wait)
+                )
+            } else {
+                format!("still limited after {attempt} attempt(s) ({})", wait.why)
+            };
+            return Err(if wait.rate_limit {
+                ApiError::RateLimited {
                     what: what.to_string(),
                     status: status.as_u16(),
                     message,
-                },
-                404 => ApiError::NotFound {
+                    outcome,
+                }
+            } else {
+                ApiError::Failed {
                     what: what.to_string(),
-                    message,
-                },
-                code => ApiError::Failed {
-                    what: what.to_string(),
-                    status: code,
+                    status: status.as_u16(),
                     attempts: attempt,
-                    message,
-                },
+                    message: format!("{message}; {outcome}"),
+                }
             });
         }
     }
@@ -243,21 +342,23 @@ impl GitHub {
         Ok(items)
     }
 
-    /// The login the token acts as. Installation tokens (`GITHUB_TOKEN`) may not read `/user`
-    /// (403): they act as `github-actions[bot]`.
-    pub async fn viewer_login(&self) -> String {
+    /// The login the token acts as, or `None` when the token may not read `/user`:
+    /// installation tokens (`GITHUB_TOKEN`, GitHub App tokens) get 403 "Resource not accessible
+    /// by integration" there. Other failures are errors: guessing an identity could make the
+    /// comment search miss our own comment and post a duplicate.
+    pub async fn viewer_login(&self) -> Result<Option<String>, ApiError> {
         let url = format!("{}/user", self.api);
         match self
             .send(Method::Get, &url, None, "reading the token's user")
             .await
         {
-            Ok(r) => r
+            Ok(r) => Ok(r
                 .json()
                 .get("login")
                 .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| "github-actions[bot]".to_string()),
-            Err(_) => "github-actions[bot]".to_string(),
+                .map(str::to_string)),
+            Err(ApiError::Forbidden { .. } | ApiError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -323,29 +424,23 @@ impl GitHub {
         Ok(())
     }
 
+    /// The bytes behind a download endpoint. GitHub answers with a redirect to short-lived
+    /// storage on another host; the client sends the token only to the API's own host, so
+    /// storage never sees it (it would refuse a request carrying one anyway).
     async fn download(&self, url: &str, what: &str) -> Result<Vec<u8>, ApiError> {
         let mut url = url.to_string();
-        // Release assets come as bytes only when asked for them.
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static("application/octet-stream"),
-        );
-        // GitHub answers downloads with a redirect to short-lived storage.
         for _ in 0..5 {
+            // Release assets come as bytes only when asked for them.
             let response = self
-                .send_with(Method::Get, &url, None, Some(&headers), what)
+                .send_accepting(Method::Get, &url, None, "application/octet-stream", what)
                 .await?;
             if response.status.is_redirection() {
                 url = response
-                    .headers
-                    .get(http::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
+                    .header(http::header::LOCATION.as_str())
                     .ok_or_else(|| ApiError::Transport {
                         what: what.to_string(),
                         message: "redirect without a location".into(),
-                    })?
-                    .to_string();
+                    })?;
                 continue;
             }
             return Ok(response.body);
@@ -357,32 +452,95 @@ impl GitHub {
     }
 }
 
-/// A wait before retrying, when the answer is worth retrying.
-fn retry_wait(response: &Response, backoff: Duration) -> Option<Duration> {
-    let header = |name: &str| {
-        response
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let status = response.status.as_u16();
-    if let Some(seconds) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok())
-        && matches!(status, 403 | 429 | 503)
-    {
-        return Some(Duration::from_secs(seconds));
+/// `90 s`, `0.04 s`: durations in error messages.
+fn seconds(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
     }
-    if matches!(status, 403 | 429) && header("x-ratelimit-remaining").as_deref() == Some("0") {
-        let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok());
-        let now = chrono::Utc::now().timestamp();
-        return Some(Duration::from_secs(
-            reset.map_or(60, |r| (r - now).max(1) as u64),
+}
+
+/// The wait GitHub's rules require before this error answer may be retried, or `None` when
+/// retrying would not help. `backoff` is the client's own wait for answers that name none;
+/// `secondary_wait` grows each time a header-less secondary rate limit is met; `now_ms` is
+/// the current Unix time in milliseconds.
+fn required_wait(
+    response: &Response,
+    message: &str,
+    backoff: Duration,
+    secondary_wait: &mut Duration,
+    now_ms: i64,
+) -> Option<Wait> {
+    let status = response.status.as_u16();
+    let limited_status = matches!(status, 403 | 429);
+    if let Some(seconds) = response
+        .header("retry-after")
+        .and_then(|v| v.parse::<u64>().ok())
+        && (limited_status || status >= 500)
+    {
+        return Some(Wait {
+            at_least: Duration::from_secs(seconds),
+            rate_limit: limited_status,
+            why: format!("retry-after: {seconds}"),
+        });
+    }
+    if limited_status && response.header("x-ratelimit-remaining").as_deref() == Some("0") {
+        if let Some(reset) = response
+            .header("x-ratelimit-reset")
+            .and_then(|v| v.parse::<i64>().ok())
+        {
+            let millis = (reset.saturating_mul(1000) - now_ms).max(0) as u64;
+            let at = chrono::DateTime::from_timestamp(reset, 0)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| reset.to_string());
+            return Some(Wait {
+                at_least: Duration::from_millis(millis),
+                rate_limit: true,
+                why: format!("rate limit exhausted until x-ratelimit-reset {at}"),
+            });
+        }
+        return Some(secondary(
+            secondary_wait,
+            "rate limit exhausted, no x-ratelimit-reset",
         ));
     }
-    if status == 429 || status >= 500 {
-        return Some(backoff);
+    if limited_status
+        && message
+            .to_ascii_lowercase()
+            .contains("secondary rate limit")
+    {
+        return Some(secondary(
+            secondary_wait,
+            "secondary rate limit without retry-after",
+        ));
+    }
+    if status == 429 {
+        return Some(Wait {
+            at_least: backoff,
+            rate_limit: true,
+            why: "429 Too Many Requests".into(),
+        });
+    }
+    if status >= 500 {
+        return Some(Wait {
+            at_least: backoff,
+            rate_limit: false,
+            why: format!("server error {status}"),
+        });
     }
     None
+}
+
+/// A rate limit without a time to wait for: at least a minute, doubling while it persists.
+fn secondary(secondary_wait: &mut Duration, why: &str) -> Wait {
+    let at_least = *secondary_wait;
+    *secondary_wait *= 2;
+    Wait {
+        at_least,
+        rate_limit: true,
+        why: why.to_string(),
+    }
 }
 
 /// `<https://...&page=2>; rel="next", <...>; rel="last"` -> the next URL.
@@ -408,29 +566,28 @@ pub struct Comment {
     pub body: String,
     pub html_url: String,
     pub user: Option<String>,
+    /// `User`, `Bot` or `Organization`, as GitHub types the author.
+    pub user_type: Option<String>,
 }
 
 impl Comment {
     fn from_json(value: &Value) -> Option<Comment> {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         Some(Comment {
             id: value.get("id")?.as_u64()?,
-            body: value
-                .get("body")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            html_url: value
-                .get("html_url")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            user: value
-                .get("user")
-                .and_then(|u| u.get("login"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            body: text(value.get("body")).unwrap_or_default(),
+            html_url: text(value.get("html_url")).unwrap_or_default(),
+            user: text(value.get("user").and_then(|u| u.get("login"))),
+            user_type: text(value.get("user").and_then(|u| u.get("type"))),
         })
     }
+}
+
+fn text_at(value: &Value, pointer: &str) -> Option<String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 impl BaselineApi for GitHub {
@@ -455,15 +612,14 @@ impl BaselineApi for GitHub {
                         .and_then(Value::as_str)
                         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                         .map(|t| t.with_timezone(&chrono::Utc)),
-                    run_id: a
-                        .get("workflow_run")
-                        .and_then(|r| r.get("id"))
+                    run_id: a.pointer("/workflow_run/id").and_then(Value::as_u64),
+                    head_branch: text_at(a, "/workflow_run/head_branch"),
+                    repository_id: a
+                        .pointer("/workflow_run/repository_id")
                         .and_then(Value::as_u64),
-                    head_branch: a
-                        .get("workflow_run")
-                        .and_then(|r| r.get("head_branch"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    head_repository_id: a
+                        .pointer("/workflow_run/head_repository_id")
+                        .and_then(Value::as_u64),
                 })
             })
             .collect())
@@ -478,14 +634,11 @@ impl BaselineApi for GitHub {
             .json();
         Ok(RunInfo {
             id: run_id,
-            conclusion: run
-                .get("conclusion")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            head_branch: run
-                .get("head_branch")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            conclusion: text_at(&run, "/conclusion"),
+            head_branch: text_at(&run, "/head_branch"),
+            event: text_at(&run, "/event"),
+            repository_id: run.pointer("/repository/id").and_then(Value::as_u64),
+            head_repository_id: run.pointer("/head_repository/id").and_then(Value::as_u64),
         })
     }
 
@@ -497,16 +650,13 @@ impl BaselineApi for GitHub {
     }
 
     async fn list_releases(&self) -> Result<Vec<ReleaseInfo>, String> {
-        let url = self.repo_url("/releases?per_page=30");
-        let response = self
-            .send(Method::Get, &url, None, "listing releases")
+        let url = self.repo_url("/releases?per_page=100");
+        let items = self
+            .get_pages(&url, "listing releases", None)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(response
-            .json()
-            .as_array()
-            .into_iter()
-            .flatten()
+        Ok(items
+            .iter()
             .filter_map(|r| {
                 Some(ReleaseInfo {
                     tag_name: r.get("tag_name")?.as_str()?.to_string(),
@@ -549,4 +699,88 @@ fn encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        Response {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: map,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn wait_for(response: &Response, secondary: &mut Duration) -> Option<Wait> {
+        required_wait(
+            response,
+            &response.message(),
+            Duration::from_secs(2),
+            secondary,
+            1_800_000_000_500,
+        )
+    }
+
+    #[test]
+    fn waits_follow_the_headers_never_less() {
+        let mut secondary = SECONDARY_LIMIT_WAIT;
+        let w = wait_for(&answer(403, &[("retry-after", "90")], "{}"), &mut secondary).unwrap();
+        assert_eq!((w.at_least, w.rate_limit), (Duration::from_secs(90), true));
+        // The reset is an absolute second: half a second before it, wait that half second.
+        let w = wait_for(
+            &answer(
+                403,
+                &[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1800000001"),
+                ],
+                r#"{"message":"API rate limit exceeded for installation ID 1."}"#,
+            ),
+            &mut secondary,
+        )
+        .unwrap();
+        assert_eq!(w.at_least, Duration::from_millis(500));
+        assert!(w.why.contains("2027-01-15T08:00:01Z"), "{}", w.why);
+        // A reset already past: no wait at all.
+        let w = wait_for(
+            &answer(
+                429,
+                &[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1799999000"),
+                ],
+                "{}",
+            ),
+            &mut secondary,
+        )
+        .unwrap();
+        assert_eq!(w.at_least, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_header_less_secondary_limit_waits_a_minute_then_longer() {
+        let body = r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#;
+        let mut secondary = SECONDARY_LIMIT_WAIT;
+        let first = wait_for(&answer(403, &[], body), &mut secondary).unwrap();
+        let second = wait_for(&answer(403, &[], body), &mut secondary).unwrap();
+        assert_eq!(first.at_least, Duration::from_secs(60));
+        assert_eq!(second.at_least, Duration::from_secs(120));
+        assert!(first.rate_limit);
+        // A plain refusal is not retried.
+        let refused = answer(
+            403,
+            &[],
+            r#"{"message":"Resource not accessible by integration"}"#,
+        );
+        assert_eq!(wait_for(&refused, &mut secondary), None);
+    }
 }

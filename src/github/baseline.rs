@@ -1,10 +1,11 @@
 //! Baseline `auto`: find the previous release's report without any wiring by the user.
 //!
 //! Order of search: the newest non-expired artifact named `artifact_name` (default
-//! `cachehit-report`, uploaded with actions/upload-artifact) from a successful workflow run on
-//! the default branch or on the previous release tag; else a release asset named
-//! `cachehit-report.json` on the latest published release. It never fails the job: the
-//! outcome is a report or a sentence saying why there is none.
+//! `cachehit-report`, uploaded with actions/upload-artifact) from a successful workflow run of
+//! the repository itself (never a fork's, never a pull-request run) on the default branch or
+//! on the previous release's tag; else the report asset of the newest published release
+//! before the one being built. It never fails the job: the outcome is a report or a sentence
+//! saying why there is none, plus the GitHub errors met on the way.
 
 use std::future::Future;
 use std::io::{Cursor, Read};
@@ -14,9 +15,11 @@ use chrono::{DateTime, Utc};
 use crate::report::{OLDEST_READABLE_SCHEMA, Report};
 
 pub const DEFAULT_ARTIFACT_NAME: &str = "cachehit-report";
+/// The report's file name when one image is reported: inside the artifact zip, and as the
+/// release asset.
 pub const RELEASE_ASSET_NAME: &str = "cachehit-report.json";
 
-/// Artifacts looked at before giving up: each costs a run lookup and maybe a download.
+/// Artifacts (or releases) looked at before giving up: each costs a lookup and a download.
 const MAX_CANDIDATES: usize = 10;
 /// A report JSON bigger than this inside an artifact zip is not ours.
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
@@ -30,6 +33,10 @@ pub struct ArtifactInfo {
     /// The run that uploaded it, as the artifact listing gives it.
     pub run_id: Option<u64>,
     pub head_branch: Option<String>,
+    /// The repository the run belongs to, and the one its code came from: they differ for a
+    /// fork's pull request, whose branch may well be called `main` too.
+    pub repository_id: Option<u64>,
+    pub head_repository_id: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -38,6 +45,10 @@ pub struct RunInfo {
     /// `success`, `failure`, ...; `None` while the run is in progress.
     pub conclusion: Option<String>,
     pub head_branch: Option<String>,
+    /// The event that triggered it: `push`, `release`, `pull_request`, ...
+    pub event: Option<String>,
+    pub repository_id: Option<u64>,
+    pub head_repository_id: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,6 +63,25 @@ pub struct ReleaseInfo {
     pub draft: bool,
     pub prerelease: bool,
     pub assets: Vec<ReleaseAsset>,
+}
+
+/// The report's file name for a comment key: `cachehit-report.json` for the default key,
+/// `cachehit-report-KEY.json` (key encoded, no `/`) when a workflow reports several images,
+/// so their reports neither overwrite each other in the workspace nor get mixed up in an
+/// artifact that holds several.
+pub fn report_file_name(key: &str) -> String {
+    let encoded = crate::github::comment::encode_key(key, false);
+    if encoded == "default" {
+        RELEASE_ASSET_NAME.to_string()
+    } else {
+        format!("cachehit-report-{encoded}.json")
+    }
+}
+
+impl ReleaseInfo {
+    fn published(&self) -> bool {
+        !self.draft && !self.prerelease
+    }
 }
 
 /// The GitHub calls the search needs, each failing with a message fit for a log line.
@@ -69,7 +99,7 @@ pub trait BaselineApi {
         &self,
         artifact_id: u64,
     ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
-    /// Releases newest first, as GitHub lists them.
+    /// Every release (all pages), newest first, as GitHub lists them.
     fn list_releases(&self) -> impl Future<Output = Result<Vec<ReleaseInfo>, String>> + Send;
     fn download_release_asset(
         &self,
@@ -82,10 +112,14 @@ pub trait BaselineApi {
 pub struct AutoQuery {
     pub artifact_name: String,
     pub default_branch: Option<String>,
-    /// The release before the one being built (e.g. `v1.3.0` when building `v1.4.0`).
-    pub previous_tag: Option<String>,
+    /// The tag this run builds (a tag push, or a release event): its own release is not a
+    /// baseline, the published release before it is.
+    pub current_tag: Option<String>,
     /// This run: its own artifact is never its baseline.
     pub current_run_id: Option<u64>,
+    /// The report's file name as the action writes it (`cachehit-report.json`, or keyed
+    /// per image): looked for first inside the zip and among release assets.
+    pub report_file: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -100,24 +134,96 @@ pub enum BaselineOutcome {
     },
 }
 
-/// Searches artifacts, then release assets. Never errors: failures become the reason.
-pub async fn find_auto(api: &impl BaselineApi, query: &AutoQuery) -> BaselineOutcome {
+/// The outcome, and the GitHub errors met on the way (which the action prints as warnings:
+/// a rate limit or a refused token must be visible even when an older report was found).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoSearch {
+    pub outcome: BaselineOutcome,
+    pub problems: Vec<String>,
+}
+
+/// The published releases before the one this run builds, newest first. With no current
+/// tag, every published release. A tag pushed before its release exists is simply skipped.
+pub fn releases_before<'a>(
+    releases: &'a [ReleaseInfo],
+    current_tag: Option<&str>,
+) -> Vec<&'a ReleaseInfo> {
+    let older: &[ReleaseInfo] =
+        match current_tag.and_then(|tag| releases.iter().position(|r| r.tag_name == tag)) {
+            Some(i) => &releases[i + 1..],
+            None => releases,
+        };
+    older
+        .iter()
+        .filter(|r| r.published() && Some(r.tag_name.as_str()) != current_tag)
+        .collect()
+}
+
+/// Searches artifacts, then release assets. Never errors: failures become the reason and
+/// the problems.
+pub async fn find_auto(api: &impl BaselineApi, query: &AutoQuery) -> AutoSearch {
     let artifact_name = if query.artifact_name.trim().is_empty() {
         DEFAULT_ARTIFACT_NAME
     } else {
         query.artifact_name.trim()
     };
+    let report_file = if query.report_file.trim().is_empty() {
+        RELEASE_ASSET_NAME
+    } else {
+        query.report_file.trim()
+    };
+    let mut problems = Vec::new();
+    let releases = match api.list_releases().await {
+        Ok(releases) => Some(releases),
+        Err(e) => {
+            problems.push(format!("cannot list releases: {e}"));
+            None
+        }
+    };
+    let older = releases
+        .as_deref()
+        .map(|r| releases_before(r, query.current_tag.as_deref()));
+    let previous_tag = older
+        .as_ref()
+        .and_then(|o| o.first())
+        .map(|r| r.tag_name.as_str());
+
     let mut notes = Vec::new();
-    match from_artifacts(api, query, artifact_name).await {
-        Ok(found) => return found,
+    match from_artifacts(
+        api,
+        query,
+        artifact_name,
+        previous_tag,
+        report_file,
+        &mut problems,
+    )
+    .await
+    {
+        Ok(found) => {
+            return AutoSearch {
+                outcome: found,
+                problems,
+            };
+        }
         Err(note) => notes.push(note),
     }
-    match from_latest_release(api).await {
-        Ok(found) => return found,
-        Err(note) => notes.push(note),
+    match older {
+        Some(older) => match from_releases(api, &older, query, report_file, &mut problems).await {
+            Ok(found) => {
+                return AutoSearch {
+                    outcome: found,
+                    problems,
+                };
+            }
+            Err(note) => notes.push(note),
+        },
+        None => notes.push("releases could not be listed".into()),
     }
-    BaselineOutcome::NotFound {
-        reason: format!("no baseline: {}", notes.join("; ")),
+    AutoSearch {
+        outcome: BaselineOutcome::NotFound {
+            reason: format!("no baseline: {}", notes.join("; ")),
+        },
+        problems,
     }
 }
 
@@ -125,18 +231,21 @@ async fn from_artifacts(
     api: &impl BaselineApi,
     query: &AutoQuery,
     artifact_name: &str,
+    previous_tag: Option<&str>,
+    report_file: &str,
+    problems: &mut Vec<String>,
 ) -> Result<BaselineOutcome, String> {
-    let artifacts = api
-        .list_artifacts(artifact_name)
-        .await
-        .map_err(|e| format!("cannot list artifacts: {e}"))?;
-    let wanted_refs: Vec<&str> = [
-        query.default_branch.as_deref(),
-        query.previous_tag.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let artifacts = match api.list_artifacts(artifact_name).await {
+        Ok(a) => a,
+        Err(e) => {
+            problems.push(format!("cannot list artifacts: {e}"));
+            return Err(format!("cannot list artifacts named {artifact_name}"));
+        }
+    };
+    let wanted_refs: Vec<&str> = [query.default_branch.as_deref(), previous_tag]
+        .into_iter()
+        .flatten()
+        .collect();
     let refs_text = if wanted_refs.is_empty() {
         "the default branch".to_string()
     } else {
@@ -151,21 +260,23 @@ async fn from_artifacts(
         let run = match api.get_workflow_run(run_id).await {
             Ok(run) => run,
             Err(e) => {
+                problems.push(format!("run {run_id}: {e}"));
                 last_problem = Some(format!("run {run_id}: {e}"));
                 continue;
             }
         };
-        if run.conclusion.as_deref() != Some("success") {
+        if run.conclusion.as_deref() != Some("success") || !trusted_run(&artifact, &run) {
             continue;
         }
         let zip = match api.download_artifact_zip(artifact.id).await {
             Ok(zip) => zip,
             Err(e) => {
+                problems.push(format!("artifact {}: {e}", artifact.id));
                 last_problem = Some(format!("artifact {}: {e}", artifact.id));
                 continue;
             }
         };
-        match report_from_zip(&zip) {
+        match report_from_zip(&zip, report_file) {
             Ok(report) => {
                 return Ok(BaselineOutcome::Found {
                     report: Box::new(report),
@@ -189,7 +300,30 @@ async fn from_artifacts(
     Err(note)
 }
 
-/// Non-expired artifacts of that name from the wanted refs, not from this run, newest first.
+/// A run whose artifact may serve as the baseline: the repository's own code, not a pull
+/// request's. A fork's pull request runs in this repository with the fork's code and may
+/// upload an artifact of the same name from a branch also called `main`.
+pub fn trusted_run(artifact: &ArtifactInfo, run: &RunInfo) -> bool {
+    let same = |repository: Option<u64>, head: Option<u64>| match (repository, head) {
+        (Some(r), Some(h)) => Some(r == h),
+        _ => None,
+    };
+    let from_listing = same(artifact.repository_id, artifact.head_repository_id);
+    let from_run = same(run.repository_id, run.head_repository_id);
+    // Either source may lack the ids (older servers); at least one must vouch, none object.
+    let own_code = !matches!(
+        (from_listing, from_run),
+        (Some(false), _) | (_, Some(false)) | (None, None)
+    );
+    let pull_request = run
+        .event
+        .as_deref()
+        .is_some_and(|e| e.starts_with("pull_request"));
+    own_code && !pull_request
+}
+
+/// Non-expired artifacts of that name from the wanted refs, not from this run nor from a
+/// fork, newest first.
 pub fn artifact_candidates(
     artifacts: Vec<ArtifactInfo>,
     artifact_name: &str,
@@ -200,6 +334,10 @@ pub fn artifact_candidates(
         .into_iter()
         .filter(|a| a.name == artifact_name && !a.expired)
         .filter(|a| a.run_id.is_some() && a.run_id != query.current_run_id)
+        .filter(|a| match (a.repository_id, a.head_repository_id) {
+            (Some(r), Some(h)) => r == h,
+            _ => true,
+        })
         .filter(|a| {
             // Without a known default branch, any ref's successful run is better than none.
             wanted_refs.is_empty()
@@ -212,30 +350,59 @@ pub fn artifact_candidates(
     candidates
 }
 
-async fn from_latest_release(api: &impl BaselineApi) -> Result<BaselineOutcome, String> {
-    let releases = api
-        .list_releases()
-        .await
-        .map_err(|e| format!("cannot list releases: {e}"))?;
-    let Some(latest) = releases.iter().find(|r| !r.draft && !r.prerelease) else {
-        return Err("no published release".into());
-    };
-    let Some(asset) = latest.assets.iter().find(|a| a.name == RELEASE_ASSET_NAME) else {
-        return Err(format!(
-            "latest release {} has no {RELEASE_ASSET_NAME} asset",
-            latest.tag_name
-        ));
-    };
-    let bytes = api
-        .download_release_asset(asset.id)
-        .await
-        .map_err(|e| format!("cannot download {RELEASE_ASSET_NAME}: {e}"))?;
-    let report = parse_report(&bytes)
-        .map_err(|e| format!("{RELEASE_ASSET_NAME} of release {}: {e}", latest.tag_name))?;
-    Ok(BaselineOutcome::Found {
-        report: Box::new(report),
-        source: format!("release {} asset {RELEASE_ASSET_NAME}", latest.tag_name),
-    })
+/// The report asset of the newest release (of those before the current one) that has it.
+async fn from_releases(
+    api: &impl BaselineApi,
+    older: &[&ReleaseInfo],
+    query: &AutoQuery,
+    report_file: &str,
+    problems: &mut Vec<String>,
+) -> Result<BaselineOutcome, String> {
+    let before = query
+        .current_tag
+        .as_deref()
+        .map(|t| format!(" before {t}"))
+        .unwrap_or_default();
+    if older.is_empty() {
+        return Err(format!("no published release{before}"));
+    }
+    let mut last_problem = None;
+    let with_asset = older.iter().filter_map(|release| {
+        [report_file, RELEASE_ASSET_NAME]
+            .iter()
+            .find_map(|name| release.assets.iter().find(|a| a.name == *name))
+            .map(|asset| (release, asset))
+    });
+    for (release, asset) in with_asset.take(MAX_CANDIDATES) {
+        let bytes = match api.download_release_asset(asset.id).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let problem = format!("release {} asset {}: {e}", release.tag_name, asset.name);
+                problems.push(problem.clone());
+                last_problem = Some(problem);
+                continue;
+            }
+        };
+        match parse_report(&bytes) {
+            Ok(report) => {
+                return Ok(BaselineOutcome::Found {
+                    report: Box::new(report),
+                    source: format!("release {} asset {}", release.tag_name, asset.name),
+                });
+            }
+            Err(e) => {
+                last_problem = Some(format!(
+                    "{} of release {}: {e}",
+                    asset.name, release.tag_name
+                ))
+            }
+        }
+    }
+    let mut note = format!("no published release{before} has a {report_file} asset");
+    if let Some(problem) = last_problem {
+        note.push_str(&format!(" ({problem})"));
+    }
+    Err(note)
 }
 
 /// Reports of the last `count` published releases (their `cachehit-report.json` assets),
@@ -251,11 +418,7 @@ pub async fn release_reports(
         .map_err(|e| format!("cannot list releases: {e}"))?;
     let mut reports = Vec::new();
     let mut notes = Vec::new();
-    for release in releases
-        .iter()
-        .filter(|r| !r.draft && !r.prerelease)
-        .take(count)
-    {
+    for release in releases.iter().filter(|r| r.published()).take(count) {
         let Some(asset) = release.assets.iter().find(|a| a.name == RELEASE_ASSET_NAME) else {
             notes.push(format!(
                 "release {} has no {RELEASE_ASSET_NAME}",
@@ -276,8 +439,9 @@ pub async fn release_reports(
     Ok((reports, notes))
 }
 
-/// The report inside an artifact zip: `cachehit-report.json` if present, else the only `.json`.
-pub fn report_from_zip(bytes: &[u8]) -> Result<Report, String> {
+/// The report inside an artifact zip: `preferred` (the file name the action writes), else
+/// `cachehit-report.json`, else the only `.json`.
+pub fn report_from_zip(bytes: &[u8], preferred: &str) -> Result<Report, String> {
     let mut archive =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("not a zip archive: {e}"))?;
     let names: Vec<String> = archive
@@ -285,16 +449,16 @@ pub fn report_from_zip(bytes: &[u8]) -> Result<Report, String> {
         .filter_map(|n| n.ok().map(|n| n.into_owned()))
         .collect();
     let json_names: Vec<&String> = names.iter().filter(|n| n.ends_with(".json")).collect();
-    let chosen = json_names
-        .iter()
-        .find(|n| n.rsplit('/').next() == Some(RELEASE_ASSET_NAME))
-        .or_else(|| (json_names.len() == 1).then(|| &json_names[0]))
-        .ok_or_else(|| {
-            format!(
-                "the zip holds no {RELEASE_ASSET_NAME} (files: {})",
-                names.join(", ")
-            )
-        })?;
+    let named = |wanted: &str| {
+        json_names
+            .iter()
+            .find(|n| n.rsplit('/').next() == Some(wanted))
+            .copied()
+    };
+    let chosen = named(preferred)
+        .or_else(|| named(RELEASE_ASSET_NAME))
+        .or_else(|| (json_names.len() == 1).then(|| json_names[0]))
+        .ok_or_else(|| format!("the zip holds no {preferred} (files: {})", names.join(", ")))?;
     let entry = archive
         .by_name(chosen)
         .map_err(|e| format!("cannot open {chosen} in the zip: {e}"))?;
@@ -400,6 +564,8 @@ mod tests {
             ),
             run_id: Some(run_id),
             head_branch: Some(branch.into()),
+            repository_id: Some(1),
+            head_repository_id: Some(1),
         }
     }
 
@@ -408,15 +574,34 @@ mod tests {
             id,
             conclusion: Some(conclusion.into()),
             head_branch: Some(branch.into()),
+            event: Some("push".into()),
+            repository_id: Some(1),
+            head_repository_id: Some(1),
         }
     }
 
+    fn release(tag: &str, asset: Option<u64>) -> ReleaseInfo {
+        ReleaseInfo {
+            tag_name: tag.into(),
+            assets: asset
+                .map(|id| ReleaseAsset {
+                    id,
+                    name: RELEASE_ASSET_NAME.into(),
+                })
+                .into_iter()
+                .collect(),
+            ..ReleaseInfo::default()
+        }
+    }
+
+    /// A run for tag v1.4.0, whose release is already published (a `release` event).
     fn query() -> AutoQuery {
         AutoQuery {
             artifact_name: String::new(),
             default_branch: Some("main".into()),
-            previous_tag: Some("v1.3.0".into()),
+            current_tag: Some("v1.4.0".into()),
             current_run_id: Some(99),
+            report_file: RELEASE_ASSET_NAME.into(),
         }
     }
 
@@ -456,9 +641,19 @@ mod tests {
                 (1, zip_of(&[("cachehit-report.json", b"{}")])),
                 (2, zip_of(&[("cachehit-report.json", &json)])),
             ],
+            releases: vec![
+                release("v1.4.0", None),
+                ReleaseInfo {
+                    prerelease: true,
+                    ..release("v1.4.0-rc1", None)
+                },
+                release("v1.3.0", None),
+            ],
             ..FakeGitHub::default()
         };
-        match block_on(find_auto(&api, &query())) {
+        let search = block_on(find_auto(&api, &query()));
+        assert!(search.problems.is_empty(), "{:?}", search.problems);
+        match search.outcome {
             BaselineOutcome::Found {
                 report: found,
                 source,
@@ -474,6 +669,55 @@ mod tests {
     }
 
     #[test]
+    fn a_fork_or_pull_request_artifact_is_never_the_baseline() {
+        let json = serde_json::to_vec(&fixture_report()).unwrap();
+        let api = FakeGitHub {
+            artifacts: vec![
+                artifact(1, 10, "main", 1),
+                // The fork's code from its own `main`, newer.
+                ArtifactInfo {
+                    head_repository_id: Some(2),
+                    ..artifact(2, 20, "main", 2)
+                },
+                // The listing agrees, but the run says pull_request.
+                artifact(3, 30, "main", 3),
+                // The listing lacks the ids; the run shows the fork.
+                ArtifactInfo {
+                    repository_id: None,
+                    head_repository_id: None,
+                    ..artifact(4, 40, "main", 4)
+                },
+            ],
+            runs: vec![
+                run(10, "success", "main"),
+                // Run by the fork's workflow_run: not a pull-request event, the fork's code.
+                RunInfo {
+                    head_repository_id: Some(2),
+                    event: Some("workflow_run".into()),
+                    ..run(20, "success", "main")
+                },
+                RunInfo {
+                    event: Some("pull_request_target".into()),
+                    ..run(30, "success", "main")
+                },
+                RunInfo {
+                    head_repository_id: Some(2),
+                    ..run(40, "success", "main")
+                },
+            ],
+            zips: (1..=4)
+                .map(|id| (id, zip_of(&[("cachehit-report.json", &json)])))
+                .collect(),
+            ..FakeGitHub::default()
+        };
+        let outcome = block_on(find_auto(&api, &query())).outcome;
+        assert!(
+            matches!(&outcome, BaselineOutcome::Found { source, .. } if source.contains("id 1")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
     fn a_broken_artifact_falls_back_to_an_older_one() {
         let json = serde_json::to_vec(&fixture_report()).unwrap();
         let api = FakeGitHub {
@@ -485,7 +729,7 @@ mod tests {
             ],
             ..FakeGitHub::default()
         };
-        let outcome = block_on(find_auto(&api, &query()));
+        let outcome = block_on(find_auto(&api, &query())).outcome;
         assert!(
             matches!(&outcome, BaselineOutcome::Found { source, .. } if source.contains("id 1")),
             "{outcome:?}"
@@ -498,23 +742,20 @@ mod tests {
         let api = FakeGitHub {
             releases: vec![
                 ReleaseInfo {
-                    tag_name: "v1.4.0-rc1".into(),
                     prerelease: true,
-                    ..ReleaseInfo::default()
+                    ..release("v1.4.0-rc1", Some(8))
                 },
-                ReleaseInfo {
-                    tag_name: "v1.3.0".into(),
-                    assets: vec![ReleaseAsset {
-                        id: 7,
-                        name: RELEASE_ASSET_NAME.into(),
-                    }],
-                    ..ReleaseInfo::default()
-                },
+                release("v1.3.0", Some(7)),
             ],
-            assets: vec![(7, json)],
+            assets: vec![(7, json.clone()), (8, json)],
             ..FakeGitHub::default()
         };
-        let outcome = block_on(find_auto(&api, &query()));
+        // Not a tag run (a pull request, a push to main): the latest published release.
+        let query = AutoQuery {
+            current_tag: None,
+            ..query()
+        };
+        let outcome = block_on(find_auto(&api, &query)).outcome;
         assert!(
             matches!(&outcome, BaselineOutcome::Found { source, .. } if source == "release v1.3.0 asset cachehit-report.json"),
             "{outcome:?}"
@@ -522,17 +763,70 @@ mod tests {
     }
 
     #[test]
+    fn the_current_release_is_skipped_and_the_newest_with_the_asset_taken() {
+        let json = serde_json::to_vec(&fixture_report()).unwrap();
+        let api = FakeGitHub {
+            releases: vec![
+                // The release this run builds: its asset (a re-run) is not its own baseline.
+                release("v1.4.0", Some(4)),
+                release("v1.3.0", None),
+                release("v1.2.0", Some(2)),
+                release("v1.1.0", Some(1)),
+            ],
+            assets: vec![(4, json.clone()), (2, json.clone()), (1, json)],
+            ..FakeGitHub::default()
+        };
+        let search = block_on(find_auto(&api, &query()));
+        assert!(
+            matches!(&search.outcome, BaselineOutcome::Found { source, .. } if source == "release v1.2.0 asset cachehit-report.json"),
+            "{search:?}"
+        );
+    }
+
+    #[test]
+    fn the_previous_release_of_a_tag_without_a_release_yet_is_the_newest() {
+        let releases = [
+            release("v1.3.0", None),
+            ReleaseInfo {
+                draft: true,
+                ..release("v1.2.9", None)
+            },
+            release("v1.2.0", None),
+        ];
+        let tags = |current: Option<&str>| -> Vec<String> {
+            releases_before(&releases, current)
+                .iter()
+                .map(|r| r.tag_name.clone())
+                .collect()
+        };
+        assert_eq!(tags(Some("v1.4.0")), ["v1.3.0", "v1.2.0"]);
+        assert_eq!(tags(Some("v1.3.0")), ["v1.2.0"]);
+        assert_eq!(tags(None), ["v1.3.0", "v1.2.0"]);
+    }
+
+    #[test]
     fn nothing_found_says_why_and_does_not_fail() {
         let api = FakeGitHub {
             artifacts: vec![artifact(3, 30, "main", 5)],
             runs: vec![run(30, "failure", "main")],
+            releases: vec![release("v1.4.0", None), release("v1.3.0", None)],
             ..FakeGitHub::default()
         };
-        match block_on(find_auto(&api, &query())) {
+        match block_on(find_auto(&api, &query())).outcome {
             BaselineOutcome::NotFound { reason } => assert_eq!(
                 reason,
                 "no baseline: no successful run on main or v1.3.0 uploaded an artifact named \
-                 cachehit-report; no published release"
+                 cachehit-report; no published release before v1.4.0 has a \
+                 cachehit-report.json asset"
+            ),
+            other => panic!("expected no baseline, got {other:?}"),
+        }
+        let empty = FakeGitHub::default();
+        match block_on(find_auto(&empty, &query())).outcome {
+            BaselineOutcome::NotFound { reason } => assert_eq!(
+                reason,
+                "no baseline: no successful run on main uploaded an artifact named \
+                 cachehit-report; no published release before v1.4.0"
             ),
             other => panic!("expected no baseline, got {other:?}"),
         }
@@ -541,17 +835,6 @@ mod tests {
     #[test]
     fn release_reports_are_the_last_published_ones_oldest_first() {
         let json = serde_json::to_vec(&fixture_report()).unwrap();
-        let release = |tag: &str, asset: Option<u64>| ReleaseInfo {
-            tag_name: tag.into(),
-            assets: asset
-                .map(|id| ReleaseAsset {
-                    id,
-                    name: RELEASE_ASSET_NAME.into(),
-                })
-                .into_iter()
-                .collect(),
-            ..ReleaseInfo::default()
-        };
         let api = FakeGitHub {
             releases: vec![
                 ReleaseInfo {
@@ -574,12 +857,22 @@ mod tests {
 
     #[test]
     fn a_zip_without_a_report_names_its_files() {
-        let err = report_from_zip(&zip_of(&[
-            ("a.txt", b"x"),
-            ("b.json", b"{}"),
-            ("c.json", b"{}"),
-        ]))
+        let err = report_from_zip(
+            &zip_of(&[("a.txt", b"x"), ("b.json", b"{}"), ("c.json", b"{}")]),
+            RELEASE_ASSET_NAME,
+        )
         .unwrap_err();
         assert!(err.contains("a.txt, b.json, c.json"), "{err}");
+    }
+
+    #[test]
+    fn the_keyed_report_file_is_taken_from_a_zip_of_several() {
+        let json = serde_json::to_vec(&fixture_report()).unwrap();
+        let zip = zip_of(&[
+            ("cachehit-report-api.json", b"{}"),
+            ("cachehit-report-worker.json", &json),
+        ]);
+        assert!(report_from_zip(&zip, "cachehit-report-worker.json").is_ok());
+        assert!(report_from_zip(&zip, "cachehit-report-api.json").is_err());
     }
 }

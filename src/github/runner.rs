@@ -21,6 +21,7 @@ pub const INPUTS: &[&str] = &[
     "fail-on",
     "dockerfile",
     "artifact-name",
+    "report-path",
 ];
 
 /// Every output it writes.
@@ -120,6 +121,25 @@ impl Runner {
 
     pub fn git_ref(&self) -> Option<String> {
         self.var("GITHUB_REF")
+    }
+
+    /// The tag this run builds: a tag push (`GITHUB_REF_TYPE=tag`, `GITHUB_REF=refs/tags/...`)
+    /// or a release event (`release.tag_name`).
+    pub fn current_tag(&self, event: &serde_json::Value) -> Option<String> {
+        let from_ref = self
+            .git_ref()
+            .and_then(|r| r.strip_prefix("refs/tags/").map(str::to_string));
+        let from_type = (self.var("GITHUB_REF_TYPE").as_deref() == Some("tag"))
+            .then(|| self.var("GITHUB_REF_NAME"))
+            .flatten();
+        let from_release = event
+            .pointer("/release/tag_name")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        from_ref
+            .or(from_type)
+            .or(from_release)
+            .filter(|t| !t.is_empty())
     }
 
     pub fn event(&self) -> Option<serde_json::Value> {
@@ -222,6 +242,32 @@ mod tests {
         ]);
         assert_eq!(runner.input_list("build-log"), ["a.log", "b.log", "c.log"]);
         assert_eq!(runner.input("comment"), None);
+    }
+
+    #[test]
+    fn the_tag_of_a_tag_push_or_a_release() {
+        let runner = |vars: &[(&str, &str)]| {
+            Runner::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        };
+        let none = serde_json::Value::Null;
+        assert_eq!(
+            runner(&[("GITHUB_REF", "refs/tags/v1.4.0")]).current_tag(&none),
+            Some("v1.4.0".into())
+        );
+        assert_eq!(
+            runner(&[("GITHUB_REF_TYPE", "tag"), ("GITHUB_REF_NAME", "v2")]).current_tag(&none),
+            Some("v2".into())
+        );
+        let release = serde_json::json!({"action": "published", "release": {"tag_name": "v3"}});
+        assert_eq!(runner(&[]).current_tag(&release), Some("v3".into()));
+        assert_eq!(
+            runner(&[
+                ("GITHUB_REF", "refs/heads/main"),
+                ("GITHUB_REF_TYPE", "branch")
+            ])
+            .current_tag(&none),
+            None
+        );
     }
 
     #[test]
