@@ -118,6 +118,14 @@ pub struct Layer {
     pub media_type: Option<String>,
 }
 
+/// Total compressed size of `layers`, `None` when a size is unknown. Sizes come from the
+/// records, so the sum saturates rather than overflows.
+pub fn layers_size(layers: &[Layer]) -> Option<u64> {
+    layers
+        .iter()
+        .try_fold(0u64, |total, layer| Some(total.saturating_add(layer.size?)))
+}
+
 /// One Dockerfile step (a BuildKit vertex that carries a `[stage N/M]` label).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Step {
@@ -320,6 +328,9 @@ pub struct BuildWarning {
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dockerfile_line: Option<u32>,
+    /// The Dockerfile the warning is about, where the record names it (bake builds several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -361,6 +372,9 @@ pub struct BuildInfo {
     /// History record reference (`builder/node/ref` for buildx, or the bare ref).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build_ref: Option<String>,
+    /// The build's name as buildx shows it (`buildx (binaries)`), where the record gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub status: BuildStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -63,13 +63,15 @@ fn rows_carry_each_release_figures() {
 #[test]
 fn a_diagnosis_in_consecutive_releases_persists_and_a_gap_breaks_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    // `COPY . .` before the install: `cachehit report` diagnoses cache-busting-order in both
-    // p1 releases; p2 installs dependencies first and has no diagnosis.
-    let busting_v1 = report_file(dir.path(), "p1-copy-before-deps", "v1");
+    // `COPY . .` before the install: after a source change (p1 v2) `cachehit report`
+    // diagnoses cache-busting-order; its cold first build (v1) has nothing to blame on the
+    // order; p2 installs dependencies first and has no diagnosis.
+    let cold = report_file(dir.path(), "p1-copy-before-deps", "v1");
     let busting_v2 = report_file(dir.path(), "p1-copy-before-deps", "v2");
     let fixed = report_file(dir.path(), "p2-deps-first", "v2");
+    assert!(load(&cold, "cold").report.diagnoses.is_empty());
     let releases = [
-        load(&busting_v1, "1.0.0"),
+        load(&busting_v2, "1.0.0"),
         load(&busting_v2, "1.1.0"),
         load(&fixed, "1.2.0"),
         load(&busting_v2, "1.3.0"),

@@ -158,3 +158,115 @@ fn report_failed() -> serde_json::Value {
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[test]
+fn absurd_sizes_and_durations_saturate_instead_of_overflowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("huge.log");
+    // Three layers of ~9.2 EB each (a remote-cache hit) and two steps of 1e30 seconds.
+    std::fs::write(
+        &log,
+        "#1 [1/3] RUN fetch\n\
+         #1 sha256:aa 9000000000TB / 9000000000TB done\n\
+         #1 sha256:bb 9000000000TB / 9000000000TB done\n\
+         #1 sha256:cc 9000000000TB / 9000000000TB done\n\
+         #1 DONE 0.1s\n\
+         #2 [2/3] RUN a\n\
+         #2 DONE 1e30s\n\
+         #3 [3/3] RUN b\n\
+         #3 DONE 1e30s\n",
+    )
+    .unwrap();
+    let out = report(&[&log]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["steps"][0]["remote_cache_bytes"], u64::MAX);
+    assert_eq!(report["summary"]["remote_cache_bytes"], u64::MAX);
+    assert_eq!(report["summary"]["rebuilt_duration_ms"], u64::MAX);
+}
+
+/// A baseline report of `scenario`'s first release, edited by `edit`.
+fn edited_baseline(
+    dir: &Path,
+    scenario: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
+    let v1 = report(&[&fixture(&format!("buildkit-v0.24/{scenario}/v1.rawjson"))]);
+    assert!(v1.status.success(), "{}", stderr(&v1));
+    let mut baseline: serde_json::Value = serde_json::from_slice(&v1.stdout).unwrap();
+    edit(&mut baseline);
+    let path = dir.join(format!("{scenario}.baseline.json"));
+    std::fs::write(&path, serde_json::to_vec(&baseline).unwrap()).unwrap();
+    path
+}
+
+fn compare(baseline: &Path, current: &Path) -> Output {
+    support::cachehit()
+        .args(["compare", "--format", "json"])
+        .arg(baseline)
+        .arg(current)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_baseline_build_time_at_the_end_of_the_range_is_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = edited_baseline(dir.path(), "p1-copy-before-deps", |b| {
+        b["summary"]["duration_ms"] = serde_json::json!(1u64 << 63);
+    });
+    let out = compare(
+        &baseline,
+        &fixture("buildkit-v0.24/p1-copy-before-deps/v2.rawjson"),
+    );
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let now = report["summary"]["duration_ms"].as_u64().unwrap();
+    let change = i128::from(now) - (1i128 << 63);
+    assert_eq!(
+        report["comparison"]["duration_change_ms"].as_i64(),
+        Some(i64::try_from(change).unwrap())
+    );
+}
+
+#[test]
+fn a_baseline_base_image_digest_that_is_not_ascii_is_shortened_by_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every step cached before, and the base image moved to a digest with multi-byte
+    // characters straddling the 12-byte mark.
+    let baseline = edited_baseline(dir.path(), "p5-cache-scope-per-tag", |b| {
+        for step in b["steps"].as_array_mut().unwrap() {
+            if step["kind"] == "FROM" {
+                let name = step["instruction"]
+                    .as_str()
+                    .unwrap()
+                    .split('@')
+                    .next()
+                    .unwrap();
+                step["instruction"] = format!("{name}@sha256:a{}", "é".repeat(14)).into();
+            } else {
+                step["status"] = "cached".into();
+            }
+        }
+    });
+    let out = compare(
+        &baseline,
+        &fixture("buildkit-v0.24/p5-cache-scope-per-tag/v2.rawjson"),
+    );
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let moved = report["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "base-image-changed")
+        .expect("the base image change is reported");
+    let expected = format!("(a{} → ", "é".repeat(11));
+    assert!(
+        moved["message"].as_str().unwrap().contains(&expected),
+        "{moved}"
+    );
+}

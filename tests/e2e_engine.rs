@@ -205,10 +205,12 @@ fn two_releases_through_the_engine_and_a_registry() {
         std::fs::write(&log_path, &v2.log).unwrap();
 
         let report = report(&log_path);
+        // Steps the log never printed (after a failure) have no instruction: compared below.
         let reported: BTreeMap<String, String> = report["steps"]
             .as_array()
             .unwrap()
             .iter()
+            .filter(|s| s["instruction"].as_str().is_some_and(|i| !i.is_empty()))
             .map(|s| {
                 (
                     s["name"].as_str().unwrap().to_string(),
@@ -253,6 +255,16 @@ fn two_releases_through_the_engine_and_a_registry() {
                     .contains("compile error: broken build")
             );
             assert!(failed["dockerfile_line"].is_null() || failed["dockerfile_line"] == 6);
+            // The step after the failure never started: not in the log, but in the report.
+            let never_ran: Vec<&Value> = report["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["status"] == "not-run")
+                .collect();
+            assert_eq!(never_ran.len(), 1, "{}", scenario.name);
+            assert_eq!(never_ran[0]["name"], "[7/7]");
+            assert_eq!(report["summary"]["steps_not_run"], 1);
         } else {
             assert_eq!(report["build"]["status"], "completed", "{}", scenario.name);
         }

@@ -75,16 +75,12 @@ fn row(release: &ReleaseReport) -> ReleaseRow {
     }
 }
 
-/// The summary's pull cost, else the comparison's per-platform figures added up.
+/// The summary's pull cost, else the comparison's per-platform figures.
 fn pull_bytes(report: &Report) -> Option<u64> {
-    if let Some(bytes) = report.summary.pull_bytes {
-        return Some(bytes);
-    }
-    let costs = &report.comparison.as_ref()?.pull_cost;
-    if costs.is_empty() {
-        return None;
-    }
-    Some(costs.iter().map(|c| c.new_layer_bytes).sum())
+    report
+        .summary
+        .pull_bytes
+        .or_else(|| crate::analysis::compare::upgrade_bytes(&report.comparison.as_ref()?.pull_cost))
 }
 
 type DiagnosisKey = (String, Option<String>);

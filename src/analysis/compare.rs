@@ -57,6 +57,11 @@ pub fn compare(current: &mut Report, baseline: &Report, baseline_source: &str) -
         if step.kind == StepKind::From {
             continue;
         }
+        // A step that did not run to an outcome in one of the builds says nothing about the
+        // cache: no transition, and it counts neither as unchanged nor as regressed.
+        if !ran_to_an_outcome(before.status) || !ran_to_an_outcome(step.status) {
+            continue;
+        }
         let transition = match (before.status, step.status) {
             (StepStatus::Cached, now) if now.did_work() => Transition::Regressed,
             (was, StepStatus::Cached) if was.did_work() => Transition::Improved,
@@ -89,13 +94,12 @@ pub fn compare(current: &mut Report, baseline: &Report, baseline_source: &str) -
         comparison.hit_ratio_change_points = Some(((now - before) * 1000.0).round() / 10.0);
     }
     if let (Some(now), Some(before)) = (current.summary.duration_ms, baseline.summary.duration_ms) {
-        comparison.duration_change_ms = Some(now as i64 - before as i64);
+        // Both come from reports: the difference saturates at the ends of i64.
+        let change = i128::from(now) - i128::from(before);
+        comparison.duration_change_ms = Some(change.clamp(i64::MIN.into(), i64::MAX.into()) as i64);
     }
     comparison.pull_cost = pull_cost(&current.build.images, &baseline.build.images);
-    if !comparison.pull_cost.is_empty() {
-        current.summary.pull_bytes =
-            Some(comparison.pull_cost.iter().map(|c| c.new_layer_bytes).sum());
-    }
+    current.summary.pull_bytes = upgrade_bytes(&comparison.pull_cost);
     if let (Some(now), Some(before)) = (
         current.summary.remote_cache_bytes,
         baseline.summary.remote_cache_bytes,
@@ -107,6 +111,18 @@ pub fn compare(current: &mut Report, baseline: &Report, baseline_source: &str) -
     }
     current.comparison = Some(comparison.clone());
     comparison
+}
+
+/// A user pulls one platform: the largest platform's download is what an upgrade costs.
+pub fn upgrade_bytes(costs: &[PlatformPullCost]) -> Option<u64> {
+    costs.iter().map(|c| c.new_layer_bytes).max()
+}
+
+fn ran_to_an_outcome(status: StepStatus) -> bool {
+    matches!(
+        status,
+        StepStatus::Cached | StepStatus::Rebuilt | StepStatus::Failed
+    )
 }
 
 /// Per platform: compressed bytes of the current image's layers whose digests the baseline
@@ -131,7 +147,8 @@ pub fn pull_cost(current: &[PlatformImage], baseline: &[PlatformImage]) -> Vec<P
                     cost.reused_layers += 1;
                 } else if counted.insert(layer.digest.as_str()) {
                     cost.new_layers += 1;
-                    cost.new_layer_bytes += layer.size.unwrap_or(0);
+                    cost.new_layer_bytes =
+                        cost.new_layer_bytes.saturating_add(layer.size.unwrap_or(0));
                 }
             }
             Some(cost)

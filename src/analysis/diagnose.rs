@@ -35,6 +35,13 @@ fn first_in_chain_without_cause(step: &Step) -> bool {
         )
 }
 
+/// Summed step durations; they come from the records, so the sum saturates.
+fn total_ms<'a>(steps: impl Iterator<Item = &'a Step>) -> u64 {
+    steps
+        .filter_map(|s| s.duration_ms)
+        .fold(0, u64::saturating_add)
+}
+
 fn chain_time(report: &Report, from: &Step) -> u64 {
     // The step and everything rebuilt only because of it, transitively.
     let mut names: HashSet<&str> = HashSet::from([from.name.as_str()]);
@@ -44,7 +51,7 @@ fn chain_time(report: &Report, from: &Step) -> u64 {
             && names.contains(upstream.as_str())
         {
             names.insert(step.name.as_str());
-            total += step.duration_ms.unwrap_or(0);
+            total = total.saturating_add(step.duration_ms.unwrap_or(0));
         }
     }
     total
@@ -263,6 +270,20 @@ fn likely_cause(report: &Report) -> Option<(String, String)> {
             ));
         }
         if let Some(error) = &import.error
+            && (error.contains("invalid reference format") || error.contains("must be lowercase"))
+        {
+            return Some((
+                format!(
+                    "`{}` is not a valid image reference, so nothing can be imported from it.",
+                    import.reference
+                ),
+                "Use a lowercase reference without spaces, the same in --cache-to and \
+                 --cache-from (with build-push-action, derive it from a lowercased repository \
+                 name, not `github.repository` as is)."
+                    .into(),
+            ));
+        }
+        if let Some(error) = &import.error
             && error.contains("not found")
         {
             return Some((
@@ -338,7 +359,7 @@ fn cache_mode_min(report: &Report, found: &mut Vec<Diagnosis>) {
         fix: "Export every stage's layers: `--cache-to type=registry,ref=REGISTRY/IMAGE:buildcache,mode=max` (or `mode=max` on your gha/local cache).".into(),
         step: Some(first.name.clone()),
         dockerfile_line: first.dockerfile_line,
-        wasted_ms: Some(inner.iter().filter(|s| s.status.did_work()).filter_map(|s| s.duration_ms).sum()),
+        wasted_ms: Some(total_ms(inner.iter().filter(|s| s.status.did_work()).copied())),
     });
 }
 
@@ -367,10 +388,13 @@ fn copies_whole_context(step: &Step) -> bool {
 
 fn cache_busting_order(report: &Report, found: &mut Vec<Diagnosis>) {
     let steps = &report.build.steps;
-    for copy in steps
-        .iter()
-        .filter(|s| copies_whole_context(s) && s.status.did_work())
-    {
+    // Only when the copy itself was rebuilt because the context changed: on a cold build
+    // everything is rebuilt anyway, and the order is not what cost the install.
+    for copy in steps.iter().filter(|s| {
+        copies_whole_context(s)
+            && s.status.did_work()
+            && s.rebuild_reason == Some(RebuildReason::ContextChanged)
+    }) {
         // Expensive steps rebuilt only because this copy changed.
         let mut chain: HashSet<&str> = HashSet::from([copy.name.as_str()]);
         let mut victims: Vec<&Step> = Vec::new();
@@ -400,7 +424,7 @@ fn cache_busting_order(report: &Report, found: &mut Vec<Diagnosis>) {
             fix: "Copy only the dependency manifests first (e.g. `COPY requirements.txt .` or `COPY package.json package-lock.json ./`), run the install, then `COPY . .`.".into(),
             step: Some(copy.name.clone()),
             dockerfile_line: copy.dockerfile_line,
-            wasted_ms: Some(victims.iter().filter_map(|s| s.duration_ms).sum()),
+            wasted_ms: Some(total_ms(victims.iter().copied())),
         });
     }
 }
@@ -486,5 +510,49 @@ fn base_image_changed(current: &Report, baseline: &Report, found: &mut Vec<Diagn
 
 fn short(digest: &str) -> &str {
     let hex = digest.trim_start_matches("sha256:");
-    &hex[..hex.len().min(12)]
+    // Char-wise: the digest comes from the record and need not be ASCII.
+    match hex.char_indices().nth(12) {
+        Some((cut, _)) => &hex[..cut],
+        None => hex,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Build, CacheImport, Step};
+
+    #[test]
+    fn an_invalid_cache_ref_is_named_as_the_cause() {
+        let build = Build {
+            steps: vec![Step {
+                name: "[2/2] RUN make".into(),
+                instruction: "RUN make".into(),
+                kind: StepKind::Run,
+                status: StepStatus::Rebuilt,
+                ..Step::default()
+            }],
+            cache_imports: vec![CacheImport {
+                reference: "ghcr.io/Acme/App:buildcache".into(),
+                status: OutcomeStatus::Failed,
+                error: Some("invalid reference format: repository name must be lowercase".into()),
+                ..CacheImport::default()
+            }],
+            ..Build::default()
+        };
+        let report = crate::analysis::analyze(build);
+        let found = report
+            .diagnoses
+            .iter()
+            .find(|d| d.kind == "cache-not-delivered")
+            .expect("a finding");
+        assert!(
+            found
+                .message
+                .contains("`ghcr.io/Acme/App:buildcache` is not a valid image reference"),
+            "{}",
+            found.message
+        );
+        assert!(found.fix.contains("lowercase"), "{}", found.fix);
+    }
 }

@@ -108,6 +108,50 @@ pub fn parse_size(text: &str) -> Option<u64> {
     Some((number * factor).round() as u64)
 }
 
+/// Gates the report holds no evidence for, with what is missing: they cannot trip, and a
+/// gate that silently passes would look like a pass.
+pub fn unevaluated(gates: &[Gate], report: &Report) -> Vec<String> {
+    gates
+        .iter()
+        .filter_map(|gate| match gate {
+            Gate::HitRatioDrop(_) | Gate::AnyRegression | Gate::RegressionOf(_)
+                if report.comparison.is_none() =>
+            {
+                Some(format!(
+                    "{} not evaluated: there is no baseline to compare with",
+                    gate.condition()
+                ))
+            }
+            Gate::PullBytesAbove(_) if report.summary.pull_bytes.is_none() => Some(format!(
+                "{} not evaluated: the pull cost is unknown (it needs both images' layers: \
+                 provenance mode=max, or --image and a baseline)",
+                gate.condition()
+            )),
+            Gate::HitRatioBelow(_) if report.summary.cache_hit_ratio.is_none() => Some(format!(
+                "{} not evaluated: no step finished",
+                gate.condition()
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Gate {
+    /// The condition as written on the command line.
+    pub fn condition(&self) -> String {
+        match self {
+            Gate::HitRatioDrop(n) => format!("hit-ratio-drop>{n}"),
+            Gate::HitRatioBelow(n) => format!("hit-ratio<{n}"),
+            Gate::PullBytesAbove(n) => format!("pull-bytes>{n}"),
+            Gate::RebuiltAbove(n) => format!("rebuilt>{n}"),
+            Gate::AnyRegression => "regression".into(),
+            Gate::RegressionOf(text) => format!("regression:{text}"),
+            Gate::Diagnosis(kind) => format!("diagnosis:{kind}"),
+            Gate::BuildFailed => "failed".into(),
+        }
+    }
+}
+
 /// The reasons of every gate that trips; empty when the report passes.
 pub fn evaluate(gates: &[Gate], report: &Report) -> Vec<String> {
     let summary = &report.summary;

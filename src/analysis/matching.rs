@@ -63,18 +63,27 @@ pub fn match_steps(current: &[Step], baseline: &[Step]) -> Vec<Option<(usize, Ma
         }
     }
 
-    // What is left: an edited instruction at the same place of the same stage.
+    // What is left: an edited instruction at the same place of the same stage. A step whose
+    // instruction the record does not give (a plain log's step that never started) can only
+    // be matched by its place, whatever the instruction's kind.
     let mut by_position: HashMap<PositionKey<'_>, usize> = HashMap::new();
+    let mut by_place: HashMap<PositionKey<'_>, usize> = HashMap::new();
     for (j, step) in baseline.iter().enumerate() {
         if !taken[j] {
             by_position.entry(position_key(step)).or_insert(j);
+            by_place.entry(place_key(step)).or_insert(j);
         }
     }
     for (i, step) in current.iter().enumerate() {
         if result[i].is_some() || step.index.is_none() {
             continue;
         }
-        if let Some(&j) = by_position.get(&position_key(step))
+        let found = if step.instruction.is_empty() {
+            by_place.get(&place_key(step))
+        } else {
+            by_position.get(&position_key(step))
+        };
+        if let Some(&j) = found
             && !taken[j]
         {
             taken[j] = true;
@@ -92,6 +101,16 @@ type PositionKey<'a> = (
     Option<u32>,
     Option<u32>,
 );
+
+fn place_key(step: &Step) -> PositionKey<'_> {
+    (
+        step.platform.as_deref(),
+        step.stage.as_deref(),
+        StepKind::Other,
+        step.index,
+        step.total,
+    )
+}
 
 fn instruction_key(step: &Step) -> InstructionKey<'_> {
     (

@@ -25,11 +25,12 @@ pub fn summarize(build: &Build) -> Summary {
         if step.status.did_work()
             && let Some(ms) = step.duration_ms
         {
-            rebuilt_ms += ms;
+            // Durations and sizes come from the records: saturate rather than overflow.
+            rebuilt_ms = rebuilt_ms.saturating_add(ms);
             any_duration = true;
         }
         if let Some(bytes) = step.remote_cache_bytes {
-            remote_bytes += bytes;
+            remote_bytes = remote_bytes.saturating_add(bytes);
             any_remote = true;
         }
     }
@@ -52,7 +53,7 @@ fn image_bytes(build: &Build) -> Option<u64> {
     let mut total = 0u64;
     for layer in build.images.iter().flat_map(|i| &i.layers) {
         if seen.insert(layer.digest.as_str()) {
-            total += layer.size?;
+            total = total.saturating_add(layer.size?);
         }
     }
     Some(total)

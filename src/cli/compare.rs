@@ -17,6 +17,9 @@ pub struct BaselineArgs {
     pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub checks: CheckArgs,
+    /// `compare` exists to compare: a baseline it cannot use is an error there, not a warning.
+    #[arg(skip)]
+    pub baseline_required: bool,
 }
 
 /// What `report` and `compare` share beyond the baseline: gates, Dockerfile, image sources.
@@ -91,6 +94,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let baseline = BaselineArgs {
         baseline: Some(args.baseline),
         checks: args.checks,
+        baseline_required: true,
     };
     run_with_baseline(&args.current, &args.out, &baseline)
 }
@@ -169,6 +173,10 @@ pub fn run_with_baseline(
                 }
                 analysis::analyze_against(&mut report, &previous, &path.display().to_string());
             }
+            Err(message) if baseline.baseline_required => {
+                eprintln!("cachehit: error: {}: {message}", path.display());
+                return Ok(ExitCode::from(2));
+            }
             Err(message) => {
                 eprintln!(
                     "cachehit: warning: {}: {message}; reporting without comparison",
@@ -183,9 +191,7 @@ pub fn run_with_baseline(
     }
     if let (Some(images), None) = (&previous_images, &report.comparison) {
         let cost = analysis::compare::pull_cost(&report.build.images, images);
-        if !cost.is_empty() {
-            report.summary.pull_bytes = Some(cost.iter().map(|c| c.new_layer_bytes).sum());
-        }
+        report.summary.pull_bytes = analysis::compare::upgrade_bytes(&cost);
     }
     if let Some(path) = &baseline.checks.dockerfile {
         let text = std::fs::read_to_string(path)
@@ -201,6 +207,9 @@ pub fn run_with_baseline(
         eprintln!("cachehit: warning: {}: {}", problem.source, problem.message);
     }
     emit(&report, out)?;
+    for missing in gates::unevaluated(&gates, &report) {
+        eprintln!("cachehit: warning: --fail-on {missing}");
+    }
     let tripped = gates::evaluate(&gates, &report);
     for reason in &tripped {
         eprintln!("cachehit: gate failed: {reason}");
@@ -215,12 +224,35 @@ pub fn run_with_baseline(
 /// A baseline report, or why it cannot serve as one.
 pub fn load_baseline(path: &Path) -> Result<Report, String> {
     let text = std::fs::read(path).map_err(|e| format!("cannot read the baseline: {e}"))?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| format!("the baseline is not JSON: {e}"))?;
-    let version = value
-        .get("schema_version")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or("the baseline is not a cachehit report (no schema_version)")?;
+    let not_a_report = |what: String| {
+        format!(
+            "{what}, not a cachehit JSON report: make one with \
+             `cachehit report ... --format json --output FILE`"
+        )
+    };
+    // What the file is instead, when it is another build record.
+    let other_record =
+        || match crate::readers::detect::detect_bytes(&text[..text.len().min(64 * 1024)]) {
+            Ok(format) if format != crate::readers::InputFormat::Report => {
+                Some(format!("the baseline is a {} record", format.name()))
+            }
+            _ => None,
+        };
+    let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+        other_record()
+            .map(not_a_report)
+            .unwrap_or_else(|| format!("the baseline is not JSON: {e}"))
+    })?;
+    let version = match value.get("schema_version") {
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| format!("the baseline's schema_version is {v}, not a whole number"))?,
+        None => {
+            return Err(not_a_report(
+                other_record().unwrap_or_else(|| "the baseline has no schema_version".into()),
+            ));
+        }
+    };
     check_baseline_version(u32::try_from(version).unwrap_or(u32::MAX))
         .map_err(|e| e.to_string())?;
     serde_json::from_value(value).map_err(|e| format!("the baseline report is damaged: {e}"))

@@ -10,6 +10,8 @@ mod audit;
 mod compare;
 mod report;
 
+pub use compare::load_baseline;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cachehit",

@@ -28,6 +28,9 @@ const REFERENCE_ANNOTATION: &str = "vnd.buildkit.history.reference";
 const SMALL_BLOB_BYTES: u64 = 32 * 1024 * 1024;
 /// A single status message larger than this is damage, not data.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// All JSON documents of a bundle together. Real ones come to a few MB; past this the bundle
+/// is damaged or a decompression bomb, and reading on would only exhaust memory.
+const SMALL_BLOBS_TOTAL_BYTES: usize = 256 * 1024 * 1024;
 
 pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, ReadError> {
     let name = path.display().to_string();
@@ -35,19 +38,26 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
         path: name.clone(),
         detail,
     };
-    let blobs = collect_small_blobs(path).map_err(&malformed)?;
+    let (blobs, damage) = collect_small_blobs(path, SMALL_BLOBS_TOTAL_BYTES).map_err(&malformed)?;
+    // Damage after the documents were read (a bundle cut at its very end) leaves them usable.
+    let with_damage = |detail: &str| match &damage {
+        Some(damage) => format!("{detail} ({damage})"),
+        None => detail.to_string(),
+    };
     let index: Value = blobs
         .get("index.json")
         .and_then(|b| serde_json::from_slice(b).ok())
-        .ok_or_else(|| malformed("no readable index.json: not an OCI layout".into()))?;
+        .ok_or_else(|| malformed(with_damage("no readable index.json: not an OCI layout")))?;
     let json_blob = |digest: &str| -> Option<Value> {
         serde_json::from_slice(blobs.get(blob_path(digest)?.as_str())?).ok()
     };
     let records = list_records(&index, &json_blob);
     if records.is_empty() {
-        return Err(malformed("the bundle holds no build-history record".into()));
+        return Err(malformed(with_damage(
+            "the bundle holds no build-history record",
+        )));
     }
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = damage.into_iter().collect();
     let chosen = match wanted_ref {
         Some(want) => records
             .iter()
@@ -239,14 +249,25 @@ fn open_tar(path: &Path) -> Result<tar::Archive<GzDecoder<BufReader<File>>>, Str
     Ok(tar::Archive::new(GzDecoder::new(BufReader::new(file))))
 }
 
-fn collect_small_blobs(path: &Path) -> Result<HashMap<String, Vec<u8>>, String> {
+/// The small documents of the bundle, and what stopped the reading early when it is damaged.
+type SmallBlobs = (HashMap<String, Vec<u8>>, Option<String>);
+
+fn collect_small_blobs(path: &Path, max_total: usize) -> Result<SmallBlobs, String> {
     let mut archive = open_tar(path)?;
     let mut blobs = HashMap::new();
+    let mut total = 0usize;
     let entries = archive
         .entries()
         .map_err(|e| format!("not a gzip-compressed tar: {e}"))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| format!("damaged bundle (gzip/tar): {e}"))?;
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if blobs.is_empty() => return Err(format!("damaged bundle (gzip/tar): {e}")),
+            Err(e) => {
+                let damage = format!("the bundle is damaged after {} files: {e}", blobs.len());
+                return Ok((blobs, Some(damage)));
+            }
+        };
         let name = entry
             .path()
             .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
@@ -254,13 +275,34 @@ fn collect_small_blobs(path: &Path) -> Result<HashMap<String, Vec<u8>>, String> 
         if entry.header().entry_type().is_dir() || entry.size() > SMALL_BLOB_BYTES {
             continue;
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("damaged bundle: cannot read {name}: {e}"))?;
+        // Sized by what arrives, not by the header's claim.
+        let mut bytes = Vec::new();
+        if let Err(e) = entry.read_to_end(&mut bytes) {
+            let damage = format!("the bundle is damaged: cannot read {name}: {e}");
+            if blobs.is_empty() {
+                return Err(damage);
+            }
+            return Ok((blobs, Some(damage)));
+        }
+        // Only JSON documents are looked up; binary blobs (status logs) are streamed later.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if !matches!(first, Some(b'{' | b'[')) {
+            continue;
+        }
+        total += bytes.len();
+        if total > max_total {
+            let damage = format!(
+                "the bundle's JSON documents exceed {} MiB: it is damaged or not a build-history export",
+                max_total >> 20
+            );
+            if blobs.is_empty() {
+                return Err(damage);
+            }
+            return Ok((blobs, Some(damage)));
+        }
         blobs.insert(name, bytes);
     }
-    Ok(blobs)
+    Ok((blobs, None))
 }
 
 /// Second pass: decode the status log blob as it streams out of the archive.
@@ -307,15 +349,27 @@ pub fn decode_status_log(mut reader: impl Read, acc: &mut StatusAccumulator) -> 
                 "status log damaged after {count} messages (length {len})"
             ));
         }
-        message.resize(len, 0);
-        reader
-            .read_exact(&mut message)
+        read_message(&mut reader, len, &mut message)
             .map_err(|e| format!("status log cut off after {count} messages: {e}"))?;
         let decoded = <pb::StatusResponse as prost::Message>::decode(message.as_slice())
             .map_err(|e| format!("status log damaged after {count} messages: {e}"))?;
         acc.push(decoded.into());
         count += 1;
     }
+}
+
+/// Reads a message of `len` bytes into `buf`. The buffer grows with the bytes that arrive, not
+/// with the length prefix, so a damaged prefix cannot make it allocate what the log lacks.
+fn read_message(reader: &mut impl Read, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    let read = reader.by_ref().take(len as u64).read_to_end(buf)?;
+    if read < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("a message of {len} bytes ends after {read}"),
+        ));
+    }
+    Ok(())
 }
 
 fn read_exact_or_eof(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
@@ -481,5 +535,101 @@ impl From<pb::StatusResponse> for SolveStatus {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gzip-compressed tar holding `files`.
+    fn bundle(dir: &Path, files: &[(&str, Vec<u8>)]) -> std::path::PathBuf {
+        let path = dir.join("test.dockerbuild");
+        let gzip = flate2::write::GzEncoder::new(
+            File::create(&path).unwrap(),
+            flate2::Compression::default(),
+        );
+        let mut tar = tar::Builder::new(gzip);
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o444);
+            header.set_cksum();
+            tar.append_data(&mut header, name, data.as_slice()).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn the_first_pass_keeps_json_documents_only_and_within_a_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = |n: usize| format!("{{\"x\":\"{}\"}}", "a".repeat(n)).into_bytes();
+        let path = bundle(
+            dir.path(),
+            &[
+                ("index.json", json(100)),
+                ("blobs/sha256/log", vec![0xff; 4096]),
+                ("blobs/sha256/one", json(1000)),
+                ("blobs/sha256/two", json(1000)),
+            ],
+        );
+        let (blobs, damage) = collect_small_blobs(&path, 1 << 20).unwrap();
+        assert!(damage.is_none(), "{damage:?}");
+        let mut names: Vec<&str> = blobs.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["blobs/sha256/one", "blobs/sha256/two", "index.json"]
+        );
+
+        // Past the budget, reading stops with what was kept so far and says why.
+        let (blobs, damage) = collect_small_blobs(&path, 1500).unwrap();
+        assert_eq!(blobs.len(), 2);
+        assert!(damage.unwrap().contains("exceed"));
+        let err = collect_small_blobs(&path, 50).unwrap_err();
+        assert!(err.contains("exceed"), "{err}");
+    }
+
+    fn framed(response: &pb::StatusResponse) -> Vec<u8> {
+        let body = prost::Message::encode_to_vec(response);
+        let mut out = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn a_length_prefix_beyond_the_data_keeps_what_was_decoded_and_allocates_nothing_for_it() {
+        let step = pb::StatusResponse {
+            vertexes: vec![pb::Vertex {
+                digest: "sha256:a".into(),
+                name: "[1/1] RUN true".into(),
+                completed: Some(pb::Timestamp {
+                    seconds: 1,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        // A second message that claims 48 MiB (under the per-message limit) but holds 5 bytes.
+        let claimed: usize = 48 << 20;
+        let mut log = framed(&step);
+        log.extend_from_slice(&u32::try_from(claimed).unwrap().to_le_bytes());
+        log.extend_from_slice(b"\x0a\x03abc");
+
+        let mut acc = StatusAccumulator::new();
+        let err = decode_status_log(log.as_slice(), &mut acc).unwrap_err();
+        assert!(err.contains("cut off after 1 messages"), "{err}");
+        assert_eq!(acc.finish().steps.len(), 1, "the first message is kept");
+
+        let mut buf = Vec::new();
+        let err = read_message(&mut &b"\x0a\x03abc"[..], claimed, &mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(
+            buf.capacity() < 1 << 20,
+            "{} bytes allocated for a 5-byte message",
+            buf.capacity()
+        );
     }
 }

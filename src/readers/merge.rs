@@ -1,5 +1,7 @@
 //! Combining what several inputs say about one build.
 
+use std::collections::HashSet;
+
 use crate::model::{Build, OutcomeStatus, Problem, Step, StepStatus};
 use crate::readers::{Fragment, InputFormat};
 
@@ -19,10 +21,27 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
     fragments.sort_by_key(|(format, _)| precedence(*format));
     let mut merged = Build::default();
     let mut provenance = Vec::new();
+    let mut identity = Identity::default();
+    let mut left_out = Vec::new();
     for (_, fragment) in fragments {
+        let theirs = Identity::of(&fragment);
+        if let Some(difference) = identity.differs_from(&theirs) {
+            // Mixing two builds (this release's log with the last release's metadata) would
+            // give one build's steps the other's layers and pull cost.
+            left_out.push(Problem {
+                source: input_names(&fragment.build),
+                message: format!(
+                    "describes another build than {} ({difference}); left out of the report",
+                    input_names(&merged)
+                ),
+            });
+            continue;
+        }
+        identity.absorb(theirs);
         merge_build(&mut merged, fragment.build);
         provenance.extend(fragment.provenance);
     }
+    merged.problems.extend(left_out);
     for p in &provenance {
         apply_provenance(&mut merged, p);
     }
@@ -30,20 +49,177 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
         .problems
         .iter()
         .any(|p| p.message.contains("Dockerfile step") || p.message.contains("status log"));
-    if merged.steps.is_empty() && !merged.inputs.is_empty() && !explained {
+    if merged.build.image_names.is_empty() {
+        merged.build.image_names = identity.pushed_names;
+    }
+    let unfinished = merged
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Incomplete)
+        .count();
+    if unfinished > 0 && merged.build.status == crate::model::BuildStatus::Completed {
         merged.problems.push(Problem {
-            source: merged
-                .inputs
-                .iter()
-                .map(|i| i.path.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            message: "no per-step progress among the inputs: pass the build's rawjson or plain \
-                      progress log (or a .dockerbuild bundle) to see what was cached"
-                .to_string(),
+            source: input_names(&merged),
+            message: format!(
+                "the build completed, but the progress record ends before {unfinished} step(s) \
+                 did: their outcome is unknown (was the log cut short?)"
+            ),
         });
     }
+    if merged.steps.is_empty() && !merged.inputs.is_empty() && !explained {
+        let has_progress = merged
+            .inputs
+            .iter()
+            .any(|i| matches!(i.format.as_str(), "rawjson" | "plain" | "dockerbuild"));
+        merged.problems.push(Problem {
+            source: input_names(&merged),
+            message: if has_progress {
+                "the progress log shows no Dockerfile step: the build stopped before its first \
+                 step, or it did not build a Dockerfile"
+                    .to_string()
+            } else {
+                "no per-step progress among the inputs: pass the build's rawjson or plain \
+                 progress log (or a .dockerbuild bundle) to see what was cached"
+                    .to_string()
+            },
+        });
+    }
+    order_stages_by_dockerfile(&mut merged.steps);
     merged
+}
+
+fn input_names(build: &Build) -> String {
+    build
+        .inputs
+        .iter()
+        .map(|i| i.path.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// BuildKit lists stages in the order it reaches them, often the final stage first. With every
+/// step's Dockerfile line known, stages follow the Dockerfile instead.
+fn order_stages_by_dockerfile(steps: &mut Vec<Step>) {
+    if steps.is_empty() || steps.iter().any(|s| s.dockerfile_line.is_none()) {
+        return;
+    }
+    let first_line = |platform: &Option<String>, stage: &Option<String>| {
+        steps
+            .iter()
+            .filter(|s| &s.platform == platform && &s.stage == stage)
+            .filter_map(|s| s.dockerfile_line)
+            .min()
+    };
+    let mut platforms: Vec<Option<String>> = Vec::new();
+    for step in steps.iter() {
+        if !platforms.contains(&step.platform) {
+            platforms.push(step.platform.clone());
+        }
+    }
+    let keys: Vec<(Option<usize>, Option<u32>)> = steps
+        .iter()
+        .map(|s| {
+            (
+                platforms.iter().position(|p| *p == s.platform),
+                first_line(&s.platform, &s.stage),
+            )
+        })
+        .collect();
+    // Stable: each stage keeps its own order.
+    let mut keyed: Vec<_> = keys.into_iter().zip(std::mem::take(steps)).collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    steps.extend(keyed.into_iter().map(|(_, step)| step));
+}
+
+/// What names a build across its records: the images it produced (by name and digest) and its
+/// build-history reference.
+#[derive(Debug, Default)]
+struct Identity {
+    names: HashSet<String>,
+    digests: HashSet<String>,
+    build_ref: Option<String>,
+    /// Names the progress stream pushed to, for builds no other input names.
+    pushed_names: Vec<String>,
+}
+
+impl Identity {
+    fn of(fragment: &Fragment) -> Identity {
+        let info = &fragment.build.build;
+        let mut identity = Identity {
+            // `builder/node/ref` (buildx) and the bare `ref` (BuildKit) are the same record.
+            build_ref: info
+                .build_ref
+                .as_deref()
+                .and_then(|r| r.rsplit('/').next())
+                .map(str::to_string),
+            ..Identity::default()
+        };
+        let names = info
+            .image_names
+            .iter()
+            .chain(fragment.provenance.iter().flat_map(|p| &p.image_refs));
+        for name in names {
+            match name.split_once('@') {
+                Some((name, _)) if !name.is_empty() => identity.names.insert(name.to_string()),
+                Some(_) => false,
+                None => identity.names.insert(name.clone()),
+            };
+        }
+        identity.digests.extend(info.image_digest.clone());
+        for pushed in fragment.build.exports.iter().flat_map(|e| &e.pushed) {
+            if let Some((name, digest)) = pushed.split_once('@') {
+                identity.names.insert(name.to_string());
+                identity.digests.insert(digest.to_string());
+                if !identity.pushed_names.iter().any(|n| n == name) {
+                    identity.pushed_names.push(name.to_string());
+                }
+            }
+        }
+        identity
+    }
+
+    /// Why `other` cannot be the same build, when what both state disagrees.
+    fn differs_from(&self, other: &Identity) -> Option<String> {
+        if let (Some(a), Some(b)) = (&self.build_ref, &other.build_ref)
+            && a != b
+        {
+            return Some(format!("build record {a} vs {b}"));
+        }
+        let disjoint = |a: &HashSet<String>, b: &HashSet<String>| {
+            !a.is_empty() && !b.is_empty() && a.is_disjoint(b)
+        };
+        let list = |set: &HashSet<String>| {
+            let mut items: Vec<&str> = set.iter().map(String::as_str).collect();
+            items.sort_unstable();
+            items.join(", ")
+        };
+        if disjoint(&self.digests, &other.digests) {
+            return Some(format!(
+                "image digest {} vs {}",
+                list(&self.digests),
+                list(&other.digests)
+            ));
+        }
+        if disjoint(&self.names, &other.names) {
+            return Some(format!(
+                "image {} vs {}",
+                list(&self.names),
+                list(&other.names)
+            ));
+        }
+        None
+    }
+
+    fn absorb(&mut self, other: Identity) {
+        self.names.extend(other.names);
+        self.digests.extend(other.digests);
+        self.build_ref = self.build_ref.take().or(other.build_ref);
+        for name in other.pushed_names {
+            if !self.pushed_names.contains(&name) {
+                self.pushed_names.push(name);
+            }
+        }
+    }
 }
 
 /// Folds `other` into `base`; `base` wins where both state a fact.
@@ -170,10 +346,17 @@ fn merge_info(base: &mut crate::model::BuildInfo, other: crate::model::BuildInfo
     macro_rules! fill {
         ($($field:ident),*) => { $( if base.$field.is_none() { base.$field = other.$field; } )* };
     }
+    // A progress record can cover part of the build; a history record spans all of it.
+    if other.duration_ms > base.duration_ms && other.started.is_some() {
+        base.started = other.started;
+        base.completed = other.completed;
+        base.duration_ms = other.duration_ms;
+    }
     fill!(
         image_digest,
         config_digest,
         build_ref,
+        name,
         error,
         started,
         completed,
@@ -213,7 +396,7 @@ fn apply_provenance(build: &mut Build, provenance: &crate::readers::provenance::
         }
         if step.layers.is_empty() && !facts.layers.is_empty() {
             step.layers = facts.layers.clone();
-            step.layer_bytes = step.layers.iter().map(|l| l.size).sum();
+            step.layer_bytes = crate::model::layers_size(&step.layers);
         }
         step.reads_context |= facts.reads_context;
     }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use crate::model::{Build, BuildStatus, Problem};
+use crate::model::{Build, BuildStatus, Problem, Step, StepStatus};
 use crate::readers::error::ReadError;
 use crate::readers::rawjson::ClientErrorText;
 use crate::readers::solve_status::{
@@ -209,6 +209,12 @@ impl PlainParser {
                 build.build.status = BuildStatus::Failed;
             }
         }
+        if matches!(
+            build.build.status,
+            BuildStatus::Failed | BuildStatus::Canceled
+        ) {
+            add_unlisted_steps(&mut build);
+        }
         build
             .problems
             .extend(self.problems.into_iter().map(|message| Problem {
@@ -217,6 +223,70 @@ impl PlainParser {
             }));
         build
     }
+}
+
+/// A plain log lists a step only once it starts, so after a failure the steps that never
+/// started are missing. Their stage's `[i/N]` labels say how many there are: they are added,
+/// as not run, with the position BuildKit would have named them by (the instruction is unknown).
+fn add_unlisted_steps(build: &mut Build) {
+    let mut groups: Vec<(Option<String>, Option<String>, u32)> = Vec::new();
+    for step in &build.steps {
+        let Some(total) = step.total else { continue };
+        let group = (step.platform.clone(), step.stage.clone(), total);
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    for (platform, stage, total) in groups {
+        // A corrupt label must not make thousands of steps up.
+        if total > 1000 {
+            continue;
+        }
+        let listed: Vec<u32> = build
+            .steps
+            .iter()
+            .filter(|s| s.platform == platform && s.stage == stage && s.total == Some(total))
+            .filter_map(|s| s.index)
+            .collect();
+        let Some(&last_listed) = listed.iter().max() else {
+            continue;
+        };
+        for index in (last_listed + 1)..=total {
+            let label: Vec<&str> = [platform.as_deref(), stage.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let prefix = if label.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", label.join(" "))
+            };
+            build.steps.push(Step {
+                name: format!("[{prefix}{index}/{total}]"),
+                platform: platform.clone(),
+                stage: stage.clone(),
+                index: Some(index),
+                total: Some(total),
+                status: StepStatus::NotRun,
+                ..Step::default()
+            });
+        }
+    }
+    // Keep each stage's steps together and in order, as the accumulator orders them.
+    let mut rank: Vec<(Option<String>, Option<String>)> = Vec::new();
+    for step in &build.steps {
+        let key = (step.platform.clone(), step.stage.clone());
+        if !rank.contains(&key) {
+            rank.push(key);
+        }
+    }
+    build.steps.sort_by_key(|s| {
+        let key = (s.platform.clone(), s.stage.clone());
+        (
+            rank.iter().position(|k| *k == key),
+            s.index.unwrap_or(u32::MAX),
+        )
+    });
 }
 
 /// `#12 rest` -> (12, "rest").

@@ -31,6 +31,10 @@ pub struct Provenance {
     pub image: Option<PlatformImage>,
     /// False for mode=min (no build graph).
     pub has_build_graph: bool,
+    /// Images the statement is about (`registry/name:tag`), from its `subject` purls.
+    pub image_refs: Vec<String>,
+    /// The Dockerfile the frontend read (`invocation.configSource.entryPoint`).
+    pub dockerfile: Option<String>,
 }
 
 /// Reads a statement or a bare predicate. `None` when the value is neither.
@@ -44,6 +48,15 @@ pub fn parse(value: &Value) -> Option<Provenance> {
     }
     let mut out = Provenance {
         platform: str_at(predicate, &["invocation", "environment", "platform"]),
+        dockerfile: str_at(predicate, &["invocation", "configSource", "entryPoint"]),
+        image_refs: value
+            .get("subject")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.get("name")?.as_str())
+            .filter_map(image_ref_of_purl)
+            .collect(),
         ..Provenance::default()
     };
     for material in predicate
@@ -148,6 +161,8 @@ fn read_build_graph(build_config: &Value, meta: Option<&Value>, out: &mut Proven
         let Some(id) = id.as_str() else { continue };
         let Some(step) = steps.get(id) else { continue };
         let own_layers = match chains.get(id) {
+            // A base image (`FROM`) brings its whole chain; it has no parent to subtract.
+            Some(chain) if step.source.is_some() => chain.clone(),
             Some(chain) => {
                 let parent = step.inputs.first().and_then(|p| chains.get(*p));
                 match parent {
@@ -176,7 +191,7 @@ fn read_build_graph(build_config: &Value, meta: Option<&Value>, out: &mut Proven
         if let Some(target) = target_platform(input, &steps) {
             out.platform = Some(target);
         }
-        let total = chain.iter().map(|l| l.size).sum::<Option<u64>>();
+        let total = crate::model::layers_size(chain);
         out.image = Some(PlatformImage {
             platform: out.platform.clone(),
             layers: chain.clone(),
@@ -239,21 +254,67 @@ fn source_lines(meta: Option<&Value>) -> HashMap<String, u32> {
         return lines;
     };
     for (id, entry) in locations {
+        // One vertex can stand for several instructions (two stages `FROM` the same image
+        // share it); BuildKit names it after the first, so its line is the smallest.
         let line = entry
             .get("locations")
             .and_then(Value::as_array)
-            .and_then(|l| l.first())
-            .and_then(|l| l.get("ranges"))
-            .and_then(Value::as_array)
-            .and_then(|r| r.first())
-            .and_then(|r| value_at(r, &["start", "line"]))
-            .and_then(Value::as_u64)
-            .and_then(|l| u32::try_from(l).ok());
+            .into_iter()
+            .flatten()
+            .filter_map(|l| {
+                let line = l
+                    .get("ranges")
+                    .and_then(Value::as_array)?
+                    .first()
+                    .and_then(|r| value_at(r, &["start", "line"]))?
+                    .as_u64()?;
+                u32::try_from(line).ok()
+            })
+            .min();
         if let Some(line) = line {
             lines.insert(id.clone(), line);
         }
     }
     lines
+}
+
+/// `pkg:docker/localhost%3A5000/app@v2?platform=linux%2Famd64` -> `localhost:5000/app:v2`.
+fn image_ref_of_purl(purl: &str) -> Option<String> {
+    let rest = purl.strip_prefix("pkg:docker/")?;
+    let rest = rest.split(['?', '#']).next()?;
+    let (name, version) = match rest.split_once('@') {
+        Some((name, version)) => (name, Some(percent_decode(version))),
+        None => (rest, None),
+    };
+    let name = percent_decode(name);
+    Some(match version {
+        Some(v) if v.starts_with("sha256:") => format!("{name}@{v}"),
+        Some(tag) => format!("{name}:{tag}"),
+        None => name,
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub(crate) fn value_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -265,4 +326,28 @@ pub(crate) fn str_at(value: &Value, path: &[&str]) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purls_name_the_image() {
+        assert_eq!(
+            image_ref_of_purl("pkg:docker/localhost%3A5000/app@v2?platform=linux%2Famd64")
+                .as_deref(),
+            Some("localhost:5000/app:v2")
+        );
+        assert_eq!(
+            image_ref_of_purl("pkg:docker/ghcr.io/a/b@sha256%3Aabc").as_deref(),
+            Some("ghcr.io/a/b@sha256:abc")
+        );
+        assert_eq!(image_ref_of_purl("pkg:npm/x@1"), None);
+        // A dangling or bad escape is kept as text, not a panic.
+        assert_eq!(
+            image_ref_of_purl("pkg:docker/a%4@%zz%").as_deref(),
+            Some("a%4:%zz%")
+        );
+    }
 }

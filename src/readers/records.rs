@@ -58,13 +58,23 @@ pub fn read_metadata(value: &Value, bake_target: Option<&str>) -> Result<Fragmen
     let warnings = object
         .get("buildx.build.warnings")
         .or_else(|| value.get("buildx.build.warnings"));
+    // Bake lists every target's warnings together: a target keeps those about its own
+    // Dockerfile (and those that name no file).
+    let dockerfile = fragment
+        .provenance
+        .iter()
+        .find_map(|p| p.dockerfile.clone());
     for warning in warnings.and_then(Value::as_array).into_iter().flatten() {
         if let Some(w) = parse_warning(warning) {
-            fragment.build.warnings.push(w);
+            let other_file =
+                target.is_some() && matches!((&w.file, &dockerfile), (Some(f), Some(d)) if f != d);
+            if !other_file {
+                fragment.build.warnings.push(w);
+            }
         }
     }
-    if let Some(target) = target {
-        fragment.notes.push(format!("bake target `{target}`"));
+    if fragment.build.build.dockerfile.is_none() {
+        fragment.build.build.dockerfile = dockerfile;
     }
     Ok(fragment)
 }
@@ -142,6 +152,7 @@ fn parse_warning(value: &Value) -> Option<BuildWarning> {
         message,
         detail: (!detail.is_empty()).then(|| detail.join("\n")),
         url: str_at(value, &["url"]),
+        file: str_at(value, &["sourceInfo", "filename"]),
         dockerfile_line: value
             .get("range")
             .and_then(Value::as_array)
@@ -183,8 +194,10 @@ pub fn read_history_record(value: &Value) -> Result<Fragment, ShapeError> {
         (None, None) => BuildStatus::Unknown,
     };
     build.build.error = error;
-    build.build.buildkit_cached_vertices = count(value, "numCachedSteps");
     build.build.buildkit_total_vertices = count(value, "numTotalSteps");
+    // Go's JSON encoding leaves zero counts out.
+    build.build.buildkit_cached_vertices =
+        count(value, "numCachedSteps").or(build.build.buildkit_total_vertices.map(|_| 0));
     if let Some(attrs) = value.get("FrontendAttrs").and_then(Value::as_object) {
         read_frontend_attrs(attrs, build);
     }
@@ -304,6 +317,7 @@ pub fn read_history_inspect(value: &Value) -> Result<Fragment, ShapeError> {
     let mut fragment = Fragment::default();
     let info = &mut fragment.build.build;
     info.build_ref = str_at(value, &["Ref"]);
+    info.name = str_at(value, &["Name"]);
     info.started = value.get("StartedAt").and_then(parse_time);
     info.completed = value.get("CompletedAt").and_then(parse_time);
     info.duration_ms = value

@@ -80,6 +80,14 @@ pub struct VertexWarning {
     pub detail: Vec<Vec<u8>>,
     pub url: String,
     pub range: Vec<WarningRange>,
+    #[serde(rename = "sourceInfo", deserialize_with = "null_as_default")]
+    pub source_info: WarningSource,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WarningSource {
+    pub filename: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -167,7 +175,8 @@ struct VertexState {
     log_tail: VecDeque<String>,
     partial_line: String,
     manifest_type: Option<String>,
-    layers_written: u32,
+    /// BuildKit repeats a layer's `writing layer` status as it progresses: count ids once.
+    layers_written: HashSet<String>,
     skipped_empty: bool,
     pushed: Vec<String>,
     dockerfile_line: Option<u32>,
@@ -254,7 +263,11 @@ impl StatusAccumulator {
         if let Some(kind) = id.strip_prefix("inferred cache manifest type:") {
             state.manifest_type = Some(kind.trim().trim_end_matches(" done").to_string());
         } else if id.starts_with("writing layer ") {
-            state.layers_written += 1;
+            // `writing layer sha256:... 0.1s done` and its earlier updates are one layer.
+            let layer = id.split_whitespace().nth(2).unwrap_or(id);
+            if !state.layers_written.contains(layer) {
+                state.layers_written.insert(layer.to_string());
+            }
         } else if id.starts_with("skipping cache export for empty result") {
             state.skipped_empty = true;
         } else if let Some(target) = id.strip_prefix("pushing manifest for ") {
@@ -310,6 +323,8 @@ impl StatusAccumulator {
             detail: (!detail.is_empty()).then(|| detail.join("\n")),
             url: (!warning.url.is_empty()).then_some(warning.url),
             dockerfile_line: line,
+            file: (!warning.source_info.filename.is_empty())
+                .then_some(warning.source_info.filename),
         };
         if !self.warnings.contains(&warning) {
             self.warnings.push(warning);
@@ -394,7 +409,9 @@ impl StatusAccumulator {
                     cache_type,
                     status: outcome,
                     error: state.error.clone(),
-                    layers_written: (state.layers_written > 0).then_some(state.layers_written),
+                    layers_written: u32::try_from(state.layers_written.len())
+                        .ok()
+                        .filter(|n| *n > 0),
                     skipped_empty: state.skipped_empty,
                     duration_ms,
                     ..CacheExport::default()
@@ -410,6 +427,19 @@ impl StatusAccumulator {
             }
         }
         build.steps = order_steps(steps);
+        // Steps that never started are "not run" only after a failure; otherwise the record
+        // ends before they did (a truncated log, a build still running).
+        let failed = build
+            .steps
+            .iter()
+            .any(|s| matches!(s.status, StepStatus::Failed | StepStatus::Canceled));
+        if !failed {
+            for step in &mut build.steps {
+                if step.status == StepStatus::NotRun {
+                    step.status = StepStatus::Incomplete;
+                }
+            }
+        }
         build.warnings = self.warnings;
         if self.has_timestamps {
             build.build.started = earliest;
@@ -445,7 +475,11 @@ impl StatusAccumulator {
     ) -> Step {
         let is_from = name.kind == StepKind::From;
         let mut status_inferred = false;
-        let status = if state.cached {
+        let status = if is_from && state.error.is_none() && (state.cached || state.completed) {
+            // A base image is resolved or pulled, never built: a "cached" flag on it means
+            // only that it was already pulled.
+            StepStatus::Base
+        } else if state.cached {
             StepStatus::Cached
         } else if let Some(error) = &state.error {
             if is_cancellation(error) {
@@ -454,9 +488,7 @@ impl StatusAccumulator {
                 StepStatus::Failed
             }
         } else if state.completed {
-            if is_from {
-                StepStatus::Base
-            } else if self.infer_remote_hits && !state.layer_bytes.is_empty() && !state.saw_output {
+            if self.infer_remote_hits && !state.layer_bytes.is_empty() && !state.saw_output {
                 // A remote-cache hit: BuildKit pulled the step's layers and ran nothing.
                 status_inferred = true;
                 StepStatus::Cached
@@ -469,7 +501,13 @@ impl StatusAccumulator {
             StepStatus::NotRun
         };
         let remote_cache_bytes = (status == StepStatus::Cached && !state.layer_bytes.is_empty())
-            .then(|| state.layer_bytes.values().sum());
+            .then(|| {
+                // Sizes come from the record: saturate rather than overflow.
+                state
+                    .layer_bytes
+                    .values()
+                    .fold(0u64, |total, bytes| total.saturating_add(*bytes))
+            });
         let (started, completed) = state.span();
         let keep_log = matches!(status, StepStatus::Failed | StepStatus::Canceled);
         let mut log_tail: Vec<String> = if keep_log {

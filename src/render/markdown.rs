@@ -247,7 +247,13 @@ fn details(report: &Report) -> String {
         body.push_str(&format!("- build time: {}\n", duration(ms)));
     }
     for w in &report.build.warnings {
-        body.push_str(&format!("- build warning: {}\n", escape_text(&w.message)));
+        let at = crate::render::warning_location(w)
+            .map(|at| format!(" ({})", escape_text(&at)))
+            .unwrap_or_default();
+        body.push_str(&format!(
+            "- build warning{at}: {}\n",
+            escape_text(&w.message)
+        ));
     }
     for p in &report.build.problems {
         body.push_str(&format!(

@@ -26,7 +26,9 @@ pub fn reason_text(reason: &RebuildReason) -> String {
     match reason {
         RebuildReason::ContextChanged => "build context changed".to_string(),
         RebuildReason::UpstreamRebuilt { upstream } => format!("upstream rebuilt: {upstream}"),
-        RebuildReason::NoCacheMatch => "no cache match (instruction or inputs changed)".to_string(),
+        RebuildReason::NoCacheMatch => {
+            "no cache match (instruction or inputs changed, or not in the cache)".to_string()
+        }
         RebuildReason::CacheImportEmpty => "cache import empty or failed".to_string(),
     }
 }
@@ -36,6 +38,7 @@ pub fn why(step: &Step) -> String {
     match (step.status, &step.rebuild_reason) {
         (StepStatus::Failed, _) => step.error.clone().unwrap_or_else(|| "failed".to_string()),
         (StepStatus::NotRun, _) => "never started".to_string(),
+        (StepStatus::Incomplete, _) => "the record ends before it finished".to_string(),
         (_, Some(reason)) => reason_text(reason),
         (StepStatus::Cached, _) if step.remote_cache_bytes.is_some() => "remote cache".to_string(),
         _ => String::new(),
@@ -46,14 +49,28 @@ pub fn why(step: &Step) -> String {
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
     let mut parts = Vec::new();
-    let ratio = s
-        .cache_hit_ratio
-        .map(|r| format!(" ({})", percent(r)))
-        .unwrap_or_default();
-    parts.push(format!(
-        "{}/{} steps cached{ratio}",
-        s.steps_cached, s.steps_total
-    ));
+    let finished = s.steps_cached + s.steps_rebuilt + s.steps_failed;
+    // The ratio is over the steps that finished: say so when that is not all of them.
+    let ratio = match s.cache_hit_ratio {
+        Some(r) if finished == s.steps_total => format!(" ({})", percent(r)),
+        Some(r) => format!(" ({} of the {finished} that finished)", percent(r)),
+        None => String::new(),
+    };
+    let info = &report.build.build;
+    match (
+        s.steps_total,
+        info.buildkit_cached_vertices,
+        info.buildkit_total_vertices,
+    ) {
+        // Only BuildKit's own counters (a history record without its status log).
+        (0, Some(cached), Some(total)) => parts.push(format!(
+            "no per-step record; BuildKit counted {cached}/{total} steps cached"
+        )),
+        _ => parts.push(format!(
+            "{}/{} steps cached{ratio}",
+            s.steps_cached, s.steps_total
+        )),
+    }
     if let Some(c) = &report.comparison
         && let Some(before) = c.baseline_cache_hit_ratio
     {
@@ -68,11 +85,25 @@ pub fn summary_line(report: &Report) -> String {
     if s.steps_not_run > 0 {
         parts.push(format!("{} not run", s.steps_not_run));
     }
+    if s.steps_canceled > 0 {
+        parts.push(format!("{} canceled", s.steps_canceled));
+    }
+    if s.steps_incomplete > 0 {
+        parts.push(format!("{} incomplete", s.steps_incomplete));
+    }
     if let Some(ms) = s.rebuilt_duration_ms.filter(|ms| *ms > 0) {
         parts.push(format!("{} rebuilding", duration(ms)));
     }
     if let Some(b) = s.pull_bytes {
-        parts.push(format!("upgrade pull {}", bytes(b)));
+        let platforms = report.comparison.as_ref().map_or(0, |c| c.pull_cost.len());
+        if platforms > 1 {
+            parts.push(format!(
+                "upgrade pull {} (largest of {platforms} platforms)",
+                bytes(b)
+            ));
+        } else {
+            parts.push(format!("upgrade pull {}", bytes(b)));
+        }
     }
     if let Some(c) = &report.comparison
         && c.steps_regressed > 0
@@ -82,12 +113,23 @@ pub fn summary_line(report: &Report) -> String {
     parts.join(" · ")
 }
 
+/// `lint.Dockerfile:17`, `line 17`, or nothing: where a build warning points.
+pub fn warning_location(warning: &crate::model::BuildWarning) -> Option<String> {
+    match (&warning.file, warning.dockerfile_line) {
+        (Some(file), Some(line)) => Some(format!("{file}:{line}")),
+        (Some(file), None) => Some(file.clone()),
+        (None, Some(line)) => Some(format!("Dockerfile line {line}")),
+        (None, None) => None,
+    }
+}
+
 /// Title: the image name, else the build reference.
 pub fn title(report: &Report) -> String {
     let info = &report.build.build;
     info.image_names
         .first()
         .cloned()
+        .or_else(|| info.name.clone())
         .or_else(|| info.build_ref.clone())
         .unwrap_or_else(|| "build".to_string())
 }

@@ -105,7 +105,10 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
         out.push_str(&format!("note: {}: {}\n", problem.source, problem.message));
     }
     for w in &report.build.warnings {
-        out.push_str(&format!("warning: {}\n", w.message));
+        match crate::render::warning_location(w) {
+            Some(at) => out.push_str(&format!("warning ({at}): {}\n", w.message)),
+            None => out.push_str(&format!("warning: {}\n", w.message)),
+        }
     }
     out
 }

@@ -365,7 +365,7 @@ fn platform_image(
             .and_then(|c| c.get("digest"))
             .and_then(Value::as_str)
             .map(str::to_string),
-        total_bytes: layers.iter().map(|l| l.size).sum(),
+        total_bytes: crate::model::layers_size(&layers),
         layers,
     }
 }
