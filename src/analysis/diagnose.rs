@@ -9,10 +9,10 @@ use crate::report::{Diagnosis, Report};
 pub fn diagnose(current: &Report, baseline: Option<&Report>) -> Vec<Diagnosis> {
     let mut found = Vec::new();
     build_failed(current, &mut found);
-    cache_mode_min(current, &mut found);
+    let intermediate = intermediate_stages(current);
     // Under mode=min, intermediate stages are never in the cache: that finding explains them.
-    let explained: HashSet<Option<String>> = if found.iter().any(|d| d.kind == "cache-mode-min") {
-        intermediate_stages(current)
+    let explained = if cache_mode_min(current, &intermediate, &mut found) {
+        intermediate
     } else {
         HashSet::new()
     };
@@ -322,12 +322,16 @@ fn intermediate_stages(report: &Report) -> HashSet<Option<String>> {
     stages
 }
 
-fn cache_mode_min(report: &Report, found: &mut Vec<Diagnosis>) {
+/// Returns whether it found the build exporting its cache with mode=min.
+fn cache_mode_min(
+    report: &Report,
+    intermediate: &HashSet<Option<String>>,
+    found: &mut Vec<Diagnosis>,
+) -> bool {
     let steps = &report.build.steps;
-    let intermediate = intermediate_stages(report);
     let known_stages: HashSet<&Option<String>> = steps.iter().map(|s| &s.stage).collect();
     if intermediate.is_empty() || !intermediate.iter().any(|s| known_stages.contains(s)) {
-        return;
+        return false;
     }
     let (inner, last): (Vec<&Step>, Vec<&Step>) = steps
         .iter()
@@ -336,10 +340,10 @@ fn cache_mode_min(report: &Report, found: &mut Vec<Diagnosis>) {
     let final_cached = last.iter().any(|s| s.status == StepStatus::Cached);
     let inner_cached = inner.iter().any(|s| s.status == StepStatus::Cached);
     let Some(first) = inner.iter().find(|s| first_in_chain_without_cause(s)) else {
-        return;
+        return false;
     };
     if !final_cached || inner_cached {
-        return;
+        return false;
     }
     let export_mode = report
         .build
@@ -361,6 +365,7 @@ fn cache_mode_min(report: &Report, found: &mut Vec<Diagnosis>) {
         dockerfile_line: first.dockerfile_line,
         wasted_ms: Some(total_ms(inner.iter().filter(|s| s.status.did_work()).copied())),
     });
+    true
 }
 
 const INSTALL_WORDS: &[&str] = &[
