@@ -72,6 +72,13 @@ fn push_two_releases(registry: &Registry, repo: &str, login: Option<(&str, &str)
         assert!(run.success, "{}", run.log);
         docker(&["push", &tag]);
     }
+    // The registry holds them now; the engine's tags of a throwaway registry only pile up.
+    for release in ["v1", "v2"] {
+        docker(&["rmi", &format!("{}/{repo}:{release}", registry.addr)]);
+    }
+    if login.is_some() {
+        docker(&["logout", &registry.addr]);
+    }
 }
 
 fn client(credentials: Option<(&str, &str)>) -> RegistryClient {
