@@ -102,8 +102,14 @@ fn main() {
         regressed = report.comparison.as_ref().map_or(0, |c| c.steps_regressed);
     }
     times.sort();
+    // `cargo test` runs this unoptimized too: say so rather than print a misleading figure.
+    let build = if cfg!(debug_assertions) {
+        " [unoptimized build; measure with `cargo bench --bench compare`]"
+    } else {
+        ""
+    };
     println!(
-        "compare {STEPS} vs {STEPS} steps: median {:.2} ms, min {:.2} ms, max {:.2} ms ({regressed} regressed)",
+        "compare {STEPS} vs {STEPS} steps: median {:.2} ms, min {:.2} ms, max {:.2} ms ({regressed} regressed){build}",
         times[times.len() / 2].as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3,
