@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::StepStatus;
+use crate::readers::vertex_name::{VertexClass, classify};
 use crate::report::Report;
 
 /// One release's report, labelled (a tag, an artifact name, a file name).
@@ -88,24 +89,17 @@ type DiagnosisKey = (String, Option<String>);
 /// `[builder 3/6] RUN make` → `[builder] RUN make`: a step inserted above it renumbers the
 /// step, but it is still the same step with the same problem.
 fn without_position(name: &str) -> String {
-    let Some((label, rest)) = name
-        .strip_prefix('[')
-        .and_then(|inner| inner.split_once(']'))
-    else {
+    let VertexClass::Step(step) = classify(name) else {
         return name.to_string();
     };
-    let kept: Vec<&str> = label
-        .split_whitespace()
-        .filter(|word| {
-            !word
-                .split_once('/')
-                .is_some_and(|(i, t)| i.parse::<u32>().is_ok() && t.parse::<u32>().is_ok())
-        })
+    let label: Vec<&str> = [step.platform.as_deref(), step.stage.as_deref()]
+        .into_iter()
+        .flatten()
         .collect();
-    if kept.is_empty() {
-        rest.trim_start().to_string()
+    if label.is_empty() {
+        step.instruction
     } else {
-        format!("[{}]{rest}", kept.join(" "))
+        format!("[{}] {}", label.join(" "), step.instruction)
     }
 }
 

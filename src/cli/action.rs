@@ -14,7 +14,7 @@ use crate::github::comment;
 use crate::github::runner::{
     Runner, annotation, append, escape_data, pull_request_number, write_output,
 };
-use crate::model::{StepStatus, Transition};
+use crate::model::StepStatus;
 use crate::readers::{ReadOptions, read_inputs};
 use crate::render::markdown;
 use crate::report::Report;
@@ -45,10 +45,7 @@ async fn run_action(runner: Runner) -> anyhow::Result<ExitCode> {
     let gates = match gates::parse_gates(&runner.input_list("fail-on")) {
         Ok(g) => g,
         Err(e) => {
-            say(&format!(
-                "::error title=cachehit::{}",
-                escape_data(&format!("input `fail-on`: {e}"))
-            ));
+            error(&format!("input `fail-on`: {e}"));
             return Ok(ExitCode::from(2));
         }
     };
@@ -76,18 +73,15 @@ async fn run_action(runner: Runner) -> anyhow::Result<ExitCode> {
         paths.extend(runner.input_list(name).iter().map(|p| runner.resolve(p)));
     }
     if paths.is_empty() {
-        say(
-            "::error title=cachehit::no build records given: set `build-log` (a rawjson or plain progress log), `build-record` or `metadata`",
+        error(
+            "no build records given: set `build-log` (a rawjson or plain progress log), `build-record` or `metadata`",
         );
         return Ok(ExitCode::from(2));
     }
     let build = match read_inputs(&paths, &ReadOptions::default()) {
         Ok(build) => build,
         Err(e) => {
-            say(&format!(
-                "::error title=cachehit::{}",
-                escape_data(&e.to_string())
-            ));
+            error(&e.to_string());
             if let Some(summary) = runner.summary_file() {
                 let _ = append(
                     &summary,
@@ -236,16 +230,13 @@ async fn run_action(runner: Runner) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let kept = if report_written.is_ok() {
+        format!("; the report was written to {}", location.path.display())
+    } else {
+        String::new()
+    };
     for failure in &failures {
-        let kept = if report_written.is_ok() {
-            format!("; the report was written to {}", location.path.display())
-        } else {
-            String::new()
-        };
-        say(&format!(
-            "::error title=cachehit::{}",
-            escape_data(&format!("{failure}{kept}"))
-        ));
+        error(&format!("{failure}{kept}"));
     }
     let tripped = gates::evaluate(&gates, &report);
     for reason in &tripped {
@@ -268,6 +259,10 @@ fn warn(message: &str) {
         "::warning title=cachehit::{}",
         escape_data(message)
     ));
+}
+
+fn error(message: &str) {
+    say(&format!("::error title=cachehit::{}", escape_data(message)));
 }
 
 /// The `comment` input: `on`, `off`, `on-regression`, or a YAML boolean.
@@ -494,10 +489,9 @@ async fn post_comment(
         let owner = comment::Owner::of(github).await?;
         let noteworthy = !report.diagnoses.is_empty()
             || report
-                .build
-                .steps
-                .iter()
-                .any(|s| s.transition == Some(Transition::Regressed));
+                .comparison
+                .as_ref()
+                .is_some_and(|c| c.steps_regressed > 0);
         // Still refresh a comment an earlier, worse build left, so it does not mislead.
         if mode == CommentMode::OnRegression
             && !noteworthy

@@ -572,13 +572,12 @@ pub struct Comment {
 
 impl Comment {
     fn from_json(value: &Value) -> Option<Comment> {
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         Some(Comment {
             id: value.get("id")?.as_u64()?,
-            body: text(value.get("body")).unwrap_or_default(),
-            html_url: text(value.get("html_url")).unwrap_or_default(),
-            user: text(value.get("user").and_then(|u| u.get("login"))),
-            user_type: text(value.get("user").and_then(|u| u.get("type"))),
+            body: text_at(value, "/body").unwrap_or_default(),
+            html_url: text_at(value, "/html_url").unwrap_or_default(),
+            user: text_at(value, "/user/login"),
+            user_type: text_at(value, "/user/type"),
         })
     }
 }

@@ -260,8 +260,9 @@ async fn from_artifacts(
         let run = match api.get_workflow_run(run_id).await {
             Ok(run) => run,
             Err(e) => {
-                problems.push(format!("run {run_id}: {e}"));
-                last_problem = Some(format!("run {run_id}: {e}"));
+                let problem = format!("run {run_id}: {e}");
+                problems.push(problem.clone());
+                last_problem = Some(problem);
                 continue;
             }
         };
@@ -271,8 +272,9 @@ async fn from_artifacts(
         let zip = match api.download_artifact_zip(artifact.id).await {
             Ok(zip) => zip,
             Err(e) => {
-                problems.push(format!("artifact {}: {e}", artifact.id));
-                last_problem = Some(format!("artifact {}: {e}", artifact.id));
+                let problem = format!("artifact {}: {e}", artifact.id);
+                problems.push(problem.clone());
+                last_problem = Some(problem);
                 continue;
             }
         };
@@ -300,18 +302,20 @@ async fn from_artifacts(
     Err(note)
 }
 
+/// Whether a run's code is the repository's own (its head repository is the repository),
+/// `None` when the ids are not given.
+fn own_code(repository_id: Option<u64>, head_repository_id: Option<u64>) -> Option<bool> {
+    Some(repository_id? == head_repository_id?)
+}
+
 /// A run whose artifact may serve as the baseline: the repository's own code, not a pull
 /// request's. A fork's pull request runs in this repository with the fork's code and may
 /// upload an artifact of the same name from a branch also called `main`.
 pub fn trusted_run(artifact: &ArtifactInfo, run: &RunInfo) -> bool {
-    let same = |repository: Option<u64>, head: Option<u64>| match (repository, head) {
-        (Some(r), Some(h)) => Some(r == h),
-        _ => None,
-    };
-    let from_listing = same(artifact.repository_id, artifact.head_repository_id);
-    let from_run = same(run.repository_id, run.head_repository_id);
+    let from_listing = own_code(artifact.repository_id, artifact.head_repository_id);
+    let from_run = own_code(run.repository_id, run.head_repository_id);
     // Either source may lack the ids (older servers); at least one must vouch, none object.
-    let own_code = !matches!(
+    let vouched = !matches!(
         (from_listing, from_run),
         (Some(false), _) | (_, Some(false)) | (None, None)
     );
@@ -319,7 +323,7 @@ pub fn trusted_run(artifact: &ArtifactInfo, run: &RunInfo) -> bool {
         .event
         .as_deref()
         .is_some_and(|e| e.starts_with("pull_request"));
-    own_code && !pull_request
+    vouched && !pull_request
 }
 
 /// Non-expired artifacts of that name from the wanted refs, not from this run nor from a
@@ -334,10 +338,7 @@ pub fn artifact_candidates(
         .into_iter()
         .filter(|a| a.name == artifact_name && !a.expired)
         .filter(|a| a.run_id.is_some() && a.run_id != query.current_run_id)
-        .filter(|a| match (a.repository_id, a.head_repository_id) {
-            (Some(r), Some(h)) => r == h,
-            _ => true,
-        })
+        .filter(|a| own_code(a.repository_id, a.head_repository_id) != Some(false))
         .filter(|a| {
             // Without a known default branch, any ref's successful run is better than none.
             wanted_refs.is_empty()

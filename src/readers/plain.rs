@@ -12,7 +12,7 @@ use crate::model::{Build, BuildStatus, Problem, Step, StepStatus};
 use crate::readers::error::ReadError;
 use crate::readers::rawjson::ClientErrorText;
 use crate::readers::solve_status::{
-    StatusAccumulator, Vertex, VertexLog, VertexStatus, VertexWarning,
+    StatusAccumulator, Vertex, VertexLog, VertexStatus, VertexWarning, order_steps,
 };
 
 const MAX_TEXT_LINES: usize = 400;
@@ -272,21 +272,9 @@ fn add_unlisted_steps(build: &mut Build) {
             });
         }
     }
-    // Keep each stage's steps together and in order, as the accumulator orders them.
-    let mut rank: Vec<(Option<String>, Option<String>)> = Vec::new();
-    for step in &build.steps {
-        let key = (step.platform.clone(), step.stage.clone());
-        if !rank.contains(&key) {
-            rank.push(key);
-        }
-    }
-    build.steps.sort_by_key(|s| {
-        let key = (s.platform.clone(), s.stage.clone());
-        (
-            rank.iter().position(|k| *k == key),
-            s.index.unwrap_or(u32::MAX),
-        )
-    });
+    // The placeholders join their stage, in the accumulator's order.
+    let steps = std::mem::take(&mut build.steps);
+    build.steps = order_steps(steps.into_iter().enumerate().collect());
 }
 
 /// `#12 rest` -> (12, "rest").

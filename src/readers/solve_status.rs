@@ -615,7 +615,7 @@ fn truncate_chars(text: &str, max: usize) -> String {
 }
 
 /// Steps grouped by platform, then stage (both in order of first appearance), then position.
-fn order_steps(steps: Vec<(usize, Step)>) -> Vec<Step> {
+pub(crate) fn order_steps(steps: Vec<(usize, Step)>) -> Vec<Step> {
     let mut platform_rank: HashMap<Option<String>, usize> = HashMap::new();
     let mut stage_rank: HashMap<(Option<String>, Option<String>), usize> = HashMap::new();
     for (position, step) in &steps {
