@@ -35,8 +35,8 @@ fn ref_of(path: &str) -> String {
 
 /// The stand-in, first on PATH as `docker`, serving the bundles in `records` (REF.dockerbuild).
 struct StandIn {
-    bin: tempfile::TempDir,
-    records: tempfile::TempDir,
+    _bin: tempfile::TempDir,
+    _records: tempfile::TempDir,
     calls: PathBuf,
 }
 
@@ -65,8 +65,8 @@ impl StandIn {
         job.set_env("STANDIN_BUILDX", buildx);
         job.set_env("STANDIN_REAL_DOCKER", support::DOCKER);
         StandIn {
-            bin,
-            records,
+            _bin: bin,
+            _records: records,
             calls,
         }
     }
