@@ -155,7 +155,7 @@ async fn run_action(runner: Runner) -> anyhow::Result<ExitCode> {
         failures.push(format!("{e:#}"));
     }
     for d in &report.diagnoses {
-        let level = if d.severity == "notice" {
+        let level = if d.severity == crate::report::Severity::Notice {
             "notice"
         } else {
             "warning"
@@ -459,7 +459,8 @@ async fn apply_baseline(
                 analysis::analyze_against(report, &baseline, path);
                 None
             }
-            Err(message) => {
+            Err(e) => {
+                let message = e.detail();
                 warn(&format!("baseline {path}: {message}"));
                 Some(format!("No baseline: {path}: {message}."))
             }
@@ -547,6 +548,7 @@ fn fetch_image(reference: &str, token: Option<&str>, report: &mut Report) {
             warn(&format!("image layers unavailable: {e}"));
             report.build.problems.push(crate::model::Problem {
                 source: reference.to_string(),
+                kind: crate::model::ProblemKind::ImageSource,
                 message: format!("image layers unavailable: {e}"),
             });
         }

@@ -13,7 +13,6 @@ use crate::render::{
     self,
     markdown::{code_span, escape_text, with_code_spans},
 };
-use crate::report::{OLDEST_READABLE_SCHEMA, Report};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -126,17 +125,7 @@ fn version_order_key(name: &str) -> Vec<(u8, u128, String)> {
 }
 
 fn read_release(path: &Path) -> anyhow::Result<ReleaseReport> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read report {}", path.display()))?;
-    let report: Report = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a cachehit JSON report", path.display()))?;
-    if report.schema_version < OLDEST_READABLE_SCHEMA {
-        anyhow::bail!(
-            "{}: report schema {} is older than this cachehit reads ({OLDEST_READABLE_SCHEMA})",
-            path.display(),
-            report.schema_version
-        );
-    }
+    let report = crate::report::load::from_path(path)?;
     let label = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -231,8 +220,8 @@ pub fn render_markdown(audit: &Audit) -> String {
             .unwrap_or_default();
         out.push_str(&format!(
             "- **{}** ({}){step}: in {} consecutive releases ({}){wasted}. {} Fix: {}\n",
-            escape_text(&found.kind),
-            escape_text(&found.severity),
+            escape_text(found.kind.as_str()),
+            escape_text(found.severity.as_str()),
             found.releases.len(),
             escape_text(&found.releases.join(", ")),
             with_code_spans(&found.message),

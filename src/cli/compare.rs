@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::analysis::{self, compare::check_baseline_version, gates};
+use crate::analysis::{self, gates};
 use crate::cli::report::{OutputArgs, ReadArgs, emit, read_report};
-use crate::model::Problem;
+use crate::model::{Problem, ProblemKind};
 use crate::report::Report;
 
 #[derive(Debug, Default, clap::Args)]
@@ -113,6 +113,7 @@ pub fn run_with_baseline(
         eprintln!("cachehit: warning: {source}: {message}");
         report.build.problems.push(Problem {
             source: source.to_string(),
+            kind: ProblemKind::ImageSource,
             message,
         });
     };
@@ -173,17 +174,19 @@ pub fn run_with_baseline(
                 }
                 analysis::analyze_against(&mut report, &previous, &path.display().to_string());
             }
-            Err(message) if baseline.baseline_required => {
-                eprintln!("cachehit: error: {}: {message}", path.display());
+            Err(e) if baseline.baseline_required => {
+                eprintln!("cachehit: error: {e}");
                 return Ok(ExitCode::from(2));
             }
-            Err(message) => {
+            Err(e) => {
+                let message = e.detail();
                 eprintln!(
                     "cachehit: warning: {}: {message}; reporting without comparison",
                     path.display()
                 );
                 report.build.problems.push(Problem {
                     source: path.display().to_string(),
+                    kind: ProblemKind::Baseline,
                     message: format!("{message}; reported without comparison"),
                 });
             }
@@ -202,7 +205,7 @@ pub fn run_with_baseline(
         .build
         .problems
         .iter()
-        .filter(|p| p.message.contains("another image"))
+        .filter(|p| p.kind == ProblemKind::OtherImage)
     {
         eprintln!("cachehit: warning: {}: {}", problem.source, problem.message);
     }
@@ -222,38 +225,6 @@ pub fn run_with_baseline(
 }
 
 /// A baseline report, or why it cannot serve as one.
-pub fn load_baseline(path: &Path) -> Result<Report, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read the baseline: {e}"))?;
-    let not_a_report = |what: String| {
-        format!(
-            "{what}, not a cachehit JSON report: make one with \
-             `cachehit report ... --format json --output FILE`"
-        )
-    };
-    // What the file is instead, when it is another build record.
-    let other_record =
-        || match crate::readers::detect::detect_bytes(&text[..text.len().min(64 * 1024)]) {
-            Ok(format) if format != crate::readers::InputFormat::Report => {
-                Some(format!("the baseline is a {} record", format.name()))
-            }
-            _ => None,
-        };
-    let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-        other_record()
-            .map(not_a_report)
-            .unwrap_or_else(|| format!("the baseline is not JSON: {e}"))
-    })?;
-    let version = match value.get("schema_version") {
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| format!("the baseline's schema_version is {v}, not a whole number"))?,
-        None => {
-            return Err(not_a_report(
-                other_record().unwrap_or_else(|| "the baseline has no schema_version".into()),
-            ));
-        }
-    };
-    check_baseline_version(u32::try_from(version).unwrap_or(u32::MAX))
-        .map_err(|e| e.to_string())?;
-    serde_json::from_value(value).map_err(|e| format!("the baseline report is damaged: {e}"))
+pub fn load_baseline(path: &Path) -> Result<Report, crate::report::load::LoadError> {
+    crate::report::load::from_path(path)
 }

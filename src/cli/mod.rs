@@ -10,8 +10,6 @@ mod audit;
 mod compare;
 mod report;
 
-pub use compare::load_baseline;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "cachehit",

@@ -8,11 +8,11 @@
 //! saying why there is none, plus the GitHub errors met on the way.
 
 use std::future::Future;
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
 use chrono::{DateTime, Utc};
 
-use crate::report::{OLDEST_READABLE_SCHEMA, Report};
+use crate::report::Report;
 
 pub const DEFAULT_ARTIFACT_NAME: &str = "cachehit-report";
 /// The report's file name when one image is reported: inside the artifact zip, and as the
@@ -21,8 +21,6 @@ pub const RELEASE_ASSET_NAME: &str = "cachehit-report.json";
 
 /// Artifacts (or releases) looked at before giving up: each costs a lookup and a download.
 const MAX_CANDIDATES: usize = 10;
-/// A report JSON bigger than this inside an artifact zip is not ours.
-const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ArtifactInfo {
@@ -384,7 +382,7 @@ async fn from_releases(
                 continue;
             }
         };
-        match parse_report(&bytes) {
+        match parse_report(&bytes, &asset.name) {
             Ok(report) => {
                 return Ok(BaselineOutcome::Found {
                     report: Box::new(report),
@@ -428,7 +426,7 @@ pub async fn release_reports(
             continue;
         };
         match api.download_release_asset(asset.id).await {
-            Ok(bytes) => match parse_report(&bytes) {
+            Ok(bytes) => match parse_report(&bytes, &asset.name) {
                 Ok(report) => reports.push((release.tag_name.clone(), report)),
                 Err(e) => notes.push(format!("release {}: {e}", release.tag_name)),
             },
@@ -463,24 +461,11 @@ pub fn report_from_zip(bytes: &[u8], preferred: &str) -> Result<Report, String> 
     let entry = archive
         .by_name(chosen)
         .map_err(|e| format!("cannot open {chosen} in the zip: {e}"))?;
-    let mut text = Vec::new();
-    entry
-        .take(MAX_REPORT_BYTES)
-        .read_to_end(&mut text)
-        .map_err(|e| format!("cannot read {chosen} from the zip: {e}"))?;
-    parse_report(&text).map_err(|e| format!("{chosen}: {e}"))
+    crate::report::load::from_reader(entry, chosen).map_err(|e| e.to_string())
 }
 
-fn parse_report(bytes: &[u8]) -> Result<Report, String> {
-    let report: Report =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a cachehit report: {e}"))?;
-    if report.schema_version < OLDEST_READABLE_SCHEMA {
-        return Err(format!(
-            "report schema {} is older than this cachehit reads",
-            report.schema_version
-        ));
-    }
-    Ok(report)
+fn parse_report(bytes: &[u8], origin: &str) -> Result<Report, String> {
+    crate::report::load::from_bytes(bytes, origin).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
