@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use crate::readers::InputFormat;
+pub use crate::readers::detect::InputFormat;
 
 /// What happened to a Dockerfile step in this build.
 #[derive(

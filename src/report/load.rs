@@ -12,8 +12,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::readers::InputFormat;
-use crate::readers::detect::detect_bytes;
+use crate::readers::detect::{InputFormat, detect_bytes};
 use crate::report::{OLDEST_READABLE_SCHEMA, Report, SCHEMA_VERSION};
 
 /// A report larger than this is not one cachehit wrote (a report of 5,000 steps is a few MB).
