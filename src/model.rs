@@ -2,7 +2,10 @@
 //!
 //! One `Build` describes one BuildKit solve, however it was recorded (rawjson, plain log,
 //! metadata file, history record, `.dockerbuild` bundle). Several inputs of the same build
-//! are merged into one `Build` (see `Build::merge`).
+//! are merged into one `Build` (see `readers::merge`).
+//!
+//! The input formats themselves (`InputFormat`) are defined with their detection in
+//! `readers::detect` and re-exported here.
 
 use std::collections::BTreeMap;
 

@@ -918,6 +918,61 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_report_is_passed_over_with_the_loader_s_message() {
+        let mut newer = serde_json::to_value(fixture_report()).unwrap();
+        newer["schema_version"] = (crate::report::SCHEMA_VERSION + 1).into();
+        let newer = serde_json::to_vec(&newer).unwrap();
+        let refusal = format!(
+            "the report has schema version {}, newer than this cachehit reads ({}); upgrade cachehit",
+            crate::report::SCHEMA_VERSION + 1,
+            crate::report::SCHEMA_VERSION
+        );
+        let api = FakeGitHub {
+            artifacts: vec![artifact(1, 10, "main", 1)],
+            runs: vec![run(10, "success", "main")],
+            zips: vec![(1, zip_of(&[("cachehit-report.json", &newer)]))],
+            releases: vec![release("v1.3.0", Some(7))],
+            assets: vec![(7, newer.clone())],
+        };
+        match block_on(find_auto(&api, &query())).outcome {
+            BaselineOutcome::NotFound { reason } => {
+                assert!(
+                    reason.contains(&format!("artifact 1: cachehit-report.json: {refusal}")),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains(&format!(
+                        "release v1.3.0 asset cachehit-report.json: {refusal}"
+                    )),
+                    "{reason}"
+                );
+            }
+            other => panic!("a newer report is no baseline: {other:?}"),
+        }
+        let (reports, notes) = block_on(release_reports(&api, 3)).unwrap();
+        assert!(reports.is_empty());
+        assert_eq!(
+            notes,
+            [format!(
+                "release v1.3.0 asset cachehit-report.json: {refusal}"
+            )]
+        );
+    }
+
+    #[test]
+    fn search_problems_keep_the_kind_of_github_error() {
+        let api = FakeGitHub {
+            artifacts: vec![artifact(1, 10, "main", 1)],
+            ..FakeGitHub::default()
+        };
+        let search = block_on(find_auto(&api, &query()));
+        assert_eq!(search.problems.len(), 1, "{:?}", search.problems);
+        let problem = &search.problems[0];
+        assert_eq!(problem.context, "run 10");
+        assert!(problem.error.is_not_found() && !problem.error.is_transport());
+    }
+
+    #[test]
     fn a_zip_without_a_report_names_its_files() {
         let err = report_from_zip(
             &zip_of(&[("a.txt", b"x"), ("b.json", b"{}"), ("c.json", b"{}")]),

@@ -2,6 +2,12 @@
 //!
 //! `read_inputs` detects each file's format, reads it, and merges everything that describes
 //! the same build (a progress log plus a metadata file, say) into one `Build`.
+//!
+//! A new input format is a reader module here and a variant of [`InputFormat`] (in `detect`,
+//! with its detection); the exhaustive matches in `read_file` and `merge` then ask for its
+//! dispatch and its merge order. A report given as an input is read by the one report loader
+//! (`report::load`). What a reader says about an input it could read goes in
+//! [`Fragment::notes`], each note with its `model::ProblemKind`.
 
 pub mod detect;
 pub mod dockerbuild;
