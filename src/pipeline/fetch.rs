@@ -5,6 +5,9 @@
 //! The lookups are independent and run concurrently. Each is its own function that never
 //! fails the run: it returns what it found or why not, so any of them can be wrapped in a
 //! timeout (an elapsed one is one more reason) and the report still comes out with the rest.
+//! The registry client blocks on its own thread, each request bounded by
+//! `RegistryAccess::timeout`: a deadline that gives up on it leaves that thread to finish
+//! within that bound.
 
 use crate::analysis::Baseline;
 use crate::github::baseline::{BaselineApi, BaselineOutcome, SearchProblem, find_auto};
