@@ -2,12 +2,17 @@
 //!
 //! One `Build` describes one BuildKit solve, however it was recorded (rawjson, plain log,
 //! metadata file, history record, `.dockerbuild` bundle). Several inputs of the same build
-//! are merged into one `Build` (see `Build::merge`).
+//! are merged into one `Build` (see `readers::merge`).
+//!
+//! The input formats themselves (`InputFormat`) are defined with their detection in
+//! `readers::detect` and re-exported here.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use crate::readers::detect::InputFormat;
 
 /// What happened to a Dockerfile step in this build.
 #[derive(
@@ -343,19 +348,68 @@ pub enum BuildStatus {
     Unknown,
 }
 
-/// A file that was read, and as what.
+/// A file that was read, and as what (the formats are those of format detection,
+/// `readers::InputFormat`, serialized by their names: `rawjson`, `history-inspect`, ...).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputFile {
     pub path: String,
-    pub format: String,
+    pub format: InputFormat,
 }
 
 /// Something wrong with an input that did not stop the report.
+///
+/// The report keeps `source` and `message` only: `kind` is for the code that acts on
+/// problems and is never serialized, so the report and its schema stay as they are (a
+/// problem read back from a report is [`ProblemKind::Input`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// The file (or source, e.g. a registry URL) the problem is about.
     pub source: String,
+    #[serde(skip)]
+    pub kind: ProblemKind,
     pub message: String,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, source: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            source: source.into(),
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a problem is about: code that treats some problems apart branches on this, never on
+/// the message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// An input is damaged or was read in part, or a remark on how it was read.
+    #[default]
+    Input,
+    /// A build record's status log is missing or damaged.
+    StatusLog,
+    /// The records hold no Dockerfile step, and the problem says why.
+    NoSteps,
+    /// No input records per-step progress (only metadata, provenance or history records).
+    NoProgress,
+    /// An input describes another build than the others and was left out.
+    OtherBuild,
+    /// The build completed but the progress record ends before some steps did.
+    Unfinished,
+    /// An image source (a registry, the local Docker Engine) did not deliver.
+    ImageSource,
+    /// The baseline report cannot be used.
+    Baseline,
+    /// The baseline is a build of another image.
+    OtherImage,
+}
+
+impl ProblemKind {
+    /// Whether the problem already explains why the build has no step.
+    pub fn explains_missing_steps(self) -> bool {
+        matches!(self, ProblemKind::StatusLog | ProblemKind::NoSteps)
+    }
 }
 
 /// Facts about the build as a whole.

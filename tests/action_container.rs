@@ -85,26 +85,6 @@ fn action_yml_declares_every_input_and_output_documented() {
     }
 }
 
-/// Every input reaches `cachehit action` (as `INPUT_<NAME>`, hyphens kept) and every output is
-/// written by it: the names appear in the runner contract or the subcommand.
-#[test]
-fn every_action_input_and_output_is_handled_by_the_action_command() {
-    let mut source = String::new();
-    for file in ["src/cli/action.rs", "src/github/runner.rs"] {
-        source.push_str(&std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap_or_default());
-    }
-    let action = action();
-    for name in keys(&action["inputs"])
-        .iter()
-        .chain(&keys(&action["outputs"]))
-    {
-        assert!(
-            source.contains(&format!("\"{name}\"")),
-            "`{name}` from action.yml is not handled by cachehit action"
-        );
-    }
-}
-
 #[test]
 fn example_workflows_are_valid_and_use_the_report_contract() {
     let dir = Path::new(ROOT).join("examples/workflows");

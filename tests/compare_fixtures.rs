@@ -54,7 +54,11 @@ fn compared(scenario: &str) -> Report {
 }
 
 fn kinds(report: &Report) -> BTreeSet<String> {
-    report.diagnoses.iter().map(|d| d.kind.clone()).collect()
+    report
+        .diagnoses
+        .iter()
+        .map(|d| d.kind.to_string())
+        .collect()
 }
 
 #[test]

@@ -4,30 +4,8 @@
 use std::collections::HashSet;
 
 use crate::analysis::matching::match_steps;
-use crate::model::{PlatformImage, Problem, StepKind, StepStatus, Transition};
-use crate::report::{Comparison, OLDEST_READABLE_SCHEMA, PlatformPullCost, Report, SCHEMA_VERSION};
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BaselineError {
-    #[error(
-        "the baseline report has schema version {found}, newer than this cachehit reads ({SCHEMA_VERSION}); upgrade cachehit"
-    )]
-    TooNew { found: u32 },
-    #[error(
-        "the baseline report has schema version {found}, older than this cachehit reads ({OLDEST_READABLE_SCHEMA})"
-    )]
-    TooOld { found: u32 },
-}
-
-pub fn check_baseline_version(found: u32) -> Result<(), BaselineError> {
-    if found > SCHEMA_VERSION {
-        Err(BaselineError::TooNew { found })
-    } else if found < OLDEST_READABLE_SCHEMA {
-        Err(BaselineError::TooOld { found })
-    } else {
-        Ok(())
-    }
-}
+use crate::model::{PlatformImage, Problem, ProblemKind, StepKind, StepStatus, Transition};
+use crate::report::{Comparison, PlatformPullCost, Report};
 
 /// Compares `current` with `baseline` in place (per-step baseline fields, `summary.pull_bytes`)
 /// and returns the comparison, which is also stored in `current.comparison`.
@@ -181,6 +159,7 @@ fn other_image_warning(current: &Report, baseline: &Report, source: &str) -> Opt
     }
     Some(Problem {
         source: source.to_string(),
+        kind: ProblemKind::OtherImage,
         message: format!(
             "the baseline is a build of another image ({}; this build: {}): per-step changes may be meaningless",
             before.into_iter().collect::<Vec<_>>().join(", "),
@@ -223,18 +202,6 @@ mod tests {
         assert_eq!(cost[0].new_layer_bytes, 470);
         assert_eq!((cost[0].new_layers, cost[0].reused_layers), (1, 2));
         assert_eq!(cost[1].new_layer_bytes, 9);
-    }
-
-    #[test]
-    fn schema_versions() {
-        assert!(check_baseline_version(SCHEMA_VERSION).is_ok());
-        assert_eq!(
-            check_baseline_version(SCHEMA_VERSION + 1),
-            Err(BaselineError::TooNew {
-                found: SCHEMA_VERSION + 1
-            })
-        );
-        assert!(check_baseline_version(0).is_err());
     }
 
     #[test]

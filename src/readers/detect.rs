@@ -5,7 +5,9 @@ use std::path::Path;
 
 use crate::readers::error::ReadError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum InputFormat {
     /// `--progress=rawjson` log (JSON lines or pretty-printed objects).

@@ -13,11 +13,12 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 use serde_json::Value;
 
+use crate::model::ProblemKind;
 use crate::readers::records::{parse_time, read_history_record};
 use crate::readers::solve_status::{
     SolveStatus, StatusAccumulator, Vertex, VertexLog, VertexStatus, VertexWarning,
 };
-use crate::readers::{Fragment, ReadError, merge, provenance};
+use crate::readers::{Fragment, Notes, ReadError, merge, provenance};
 
 const MEDIA_RECORD: &str = "application/vnd.buildkit.historyrecord.v0";
 const MEDIA_STATUS_LOG: &str = "application/vnd.buildkit.status.v0";
@@ -57,7 +58,7 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
             "the bundle holds no build-history record",
         )));
     }
-    let mut notes: Vec<String> = damage.into_iter().collect();
+    let mut notes: Notes = damage.into_iter().collect();
     let chosen = match wanted_ref {
         Some(want) => records
             .iter()
@@ -117,7 +118,7 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
             MEDIA_STATUS_LOG => {
                 let (build, problem) = stream_status_log(path, digest);
                 if let Some(problem) = problem {
-                    notes.push(problem);
+                    notes.push((ProblemKind::StatusLog, problem));
                 }
                 progress = Some(Fragment {
                     build,
@@ -155,15 +156,13 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
         fragments.push((crate::readers::InputFormat::Rawjson, progress));
     }
     let mut build = merge::merge_fragments(fragments);
-    build
-        .problems
-        .retain(|p| !p.message.starts_with("no per-step progress"));
+    build.problems.retain(|p| p.kind != ProblemKind::NoProgress);
     if build.steps.is_empty() {
-        notes.push(if had_status_log {
+        notes.push((ProblemKind::NoSteps, if had_status_log {
             "the record's status log shows no Dockerfile step: the build stopped before any step ran".into()
         } else {
             "the record holds no status log: per-step cache status is unknown".into()
-        });
+        }));
     }
     Ok(Fragment {
         build,

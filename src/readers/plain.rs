@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use crate::model::{Build, BuildStatus, Problem, Step, StepStatus};
+use crate::model::{Build, BuildStatus, Problem, ProblemKind, Step, StepStatus};
 use crate::readers::error::ReadError;
 use crate::readers::rawjson::ClientErrorText;
 use crate::readers::solve_status::{
@@ -219,6 +219,7 @@ impl PlainParser {
             .problems
             .extend(self.problems.into_iter().map(|message| Problem {
                 source: source.to_string(),
+                kind: ProblemKind::Input,
                 message,
             }));
         build

@@ -8,7 +8,7 @@
 
 use std::io::BufRead;
 
-use crate::model::{Build, Problem};
+use crate::model::{Build, Problem, ProblemKind};
 use crate::readers::error::ReadError;
 use crate::readers::solve_status::{SolveStatus, StatusAccumulator};
 
@@ -37,6 +37,7 @@ pub fn read_rawjson(mut reader: impl BufRead, source: &str) -> Result<Build, Rea
                 }
                 problems.push(Problem {
                     source: source.to_string(),
+                    kind: ProblemKind::Input,
                     message: format!("reading stopped at byte {}: {e}", framer.offset),
                 });
                 break;
@@ -84,6 +85,7 @@ pub fn read_rawjson(mut reader: impl BufRead, source: &str) -> Result<Build, Rea
     if let Some(line) = framer.truncated_at() {
         problems.push(Problem {
             source: source.to_string(),
+            kind: ProblemKind::Input,
             message: format!(
                 "the log ends in the middle of a JSON object (started on line {line}): it was cut off; steps after that point are missing"
             ),
@@ -92,6 +94,7 @@ pub fn read_rawjson(mut reader: impl BufRead, source: &str) -> Result<Build, Rea
     if bad_objects > 0 {
         problems.push(Problem {
             source: source.to_string(),
+            kind: ProblemKind::Input,
             message: format!(
                 "{bad_objects} object(s) were not BuildKit status updates and were skipped (first at {})",
                 first_bad.unwrap_or_default()
@@ -113,6 +116,7 @@ pub fn read_rawjson(mut reader: impl BufRead, source: &str) -> Result<Build, Rea
     } else if framer.garbage_text_bytes > 0 {
         problems.push(Problem {
             source: source.to_string(),
+            kind: ProblemKind::Input,
             message: format!(
                 "{} bytes of text that is not JSON were ignored",
                 framer.garbage_text_bytes

@@ -1,5 +1,8 @@
-//! Renderers: a report in, text out. Shared wording lives here so every format says the same.
+//! Renderers: a report in, text out. Shared wording lives here so every format says the same;
+//! every size budget (GitHub's summary and comment limits) is applied here too.
 
+pub mod audit;
+pub mod github;
 pub mod json;
 pub mod markdown;
 pub mod table;

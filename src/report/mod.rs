@@ -1,13 +1,20 @@
 //! The versioned JSON report: what `cachehit report` writes and later runs read back as a baseline.
+//!
+//! Every reader of reports (`--baseline`, `compare`, `baseline: auto`, `audit`, the `report`
+//! input format) goes through [`load`], which holds the one schema-version policy.
 
-use serde::{Deserialize, Serialize};
+pub mod load;
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::{Build, Step, StepStatus};
 
 /// Bumped whenever a field changes meaning or disappears. Added fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Oldest schema version this build of cachehit can read as a baseline.
+/// Oldest schema version this build of cachehit reads (newer than [`SCHEMA_VERSION`] is refused too).
 pub const OLDEST_READABLE_SCHEMA: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,13 +63,137 @@ pub struct Summary {
     pub remote_cache_bytes: Option<u64>,
 }
 
+/// What a finding is about: one variant per diagnosis, each found by its own module in
+/// `analysis::diagnose`. Serialized as its stable kebab-case id (`cache-busting-order`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DiagnosisKind {
+    BuildFailed,
+    CacheNotDelivered,
+    CacheImportFailed,
+    CacheModeMin,
+    CacheBustingOrder,
+    BuildArgChanged,
+    BaseImageChanged,
+    /// A kind this cachehit does not produce, read from a report another version wrote: kept
+    /// as written, so such a report still loads (the schema leaves `kind` open).
+    Other(String),
+}
+
+impl DiagnosisKind {
+    /// Every kind this cachehit finds, in the order the findings are listed.
+    pub const KNOWN: [DiagnosisKind; 7] = [
+        DiagnosisKind::BuildFailed,
+        DiagnosisKind::CacheModeMin,
+        DiagnosisKind::CacheNotDelivered,
+        DiagnosisKind::CacheImportFailed,
+        DiagnosisKind::CacheBustingOrder,
+        DiagnosisKind::BuildArgChanged,
+        DiagnosisKind::BaseImageChanged,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            DiagnosisKind::BuildFailed => "build-failed",
+            DiagnosisKind::CacheNotDelivered => "cache-not-delivered",
+            DiagnosisKind::CacheImportFailed => "cache-import-failed",
+            DiagnosisKind::CacheModeMin => "cache-mode-min",
+            DiagnosisKind::CacheBustingOrder => "cache-busting-order",
+            DiagnosisKind::BuildArgChanged => "build-arg-changed",
+            DiagnosisKind::BaseImageChanged => "base-image-changed",
+            DiagnosisKind::Other(kind) => kind,
+        }
+    }
+
+    /// A kind this cachehit knows, by its id.
+    pub fn known(id: &str) -> Option<DiagnosisKind> {
+        Self::KNOWN.into_iter().find(|k| k.as_str() == id)
+    }
+
+    /// The ids of every known kind, comma-separated, for error messages.
+    pub fn known_list() -> String {
+        Self::KNOWN
+            .iter()
+            .map(DiagnosisKind::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for DiagnosisKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Ordered by id, as the text was before it became a type: listings keep their order.
+impl Ord for DiagnosisKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for DiagnosisKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq<str> for DiagnosisKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for DiagnosisKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for DiagnosisKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DiagnosisKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(deserializer)?;
+        Ok(DiagnosisKind::known(&id).unwrap_or(DiagnosisKind::Other(id)))
+    }
+}
+
+/// How much a finding matters; the schema allows these three only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Notice,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Notice => "notice",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A finding about the build's caching, with its evidence and a fix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
     /// Stable identifier, e.g. `cache-busting-order`, `cache-not-delivered`, `cache-mode-min`.
-    pub kind: String,
-    /// `error`, `warning` or `notice`.
-    pub severity: String,
+    pub kind: DiagnosisKind,
+    pub severity: Severity,
     /// What was found, naming the evidence (the step, the cache ref, the build argument).
     pub message: String,
     /// A concrete change that removes the problem.

@@ -1,0 +1,97 @@
+//! `cache-import-failed`: a cache import failed, but every step was served or explained, so
+//! nothing was rebuilt because of it (when something was, `cache-not-delivered` says so).
+
+use crate::analysis::diagnose::{Evidence, first_unexplained_rebuild};
+use crate::model::OutcomeStatus;
+use crate::report::{Diagnosis, DiagnosisKind, Severity};
+
+pub(super) fn find(evidence: &Evidence) -> Option<Diagnosis> {
+    let import = evidence
+        .current
+        .build
+        .cache_imports
+        .iter()
+        .find(|i| i.status == OutcomeStatus::Failed)?;
+    if first_unexplained_rebuild(evidence).is_some() {
+        return None;
+    }
+    Some(Diagnosis {
+        kind: DiagnosisKind::CacheImportFailed,
+        severity: Severity::Warning,
+        message: format!(
+            "The cache import from `{}` failed: {}.",
+            import.reference,
+            import.error.as_deref().unwrap_or("no error message")
+        ),
+        fix: "Point --cache-from at a cache that a previous build exported, or remove it.".into(),
+        step: None,
+        dockerfile_line: None,
+        wasted_ms: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Build, CacheImport, OutcomeStatus, Step, StepKind, StepStatus};
+    use crate::report::DiagnosisKind;
+
+    fn step(name: &str, kind: StepKind, status: StepStatus) -> Step {
+        Step {
+            name: name.into(),
+            instruction: name.split_once("] ").map_or(name, |(_, i)| i).into(),
+            kind,
+            status,
+            ..Step::default()
+        }
+    }
+
+    fn failed_import() -> CacheImport {
+        CacheImport {
+            reference: "registry.example/app:buildcache".into(),
+            cache_type: Some("registry".into()),
+            status: OutcomeStatus::Failed,
+            error: Some("registry.example/app:buildcache: not found".into()),
+            ..CacheImport::default()
+        }
+    }
+
+    /// No real record has a failed import with every step served (a fresh builder rebuilds
+    /// everything when its import fails): the build is made here, as a warm builder's
+    /// second build would record it.
+    #[test]
+    fn a_failed_import_with_every_step_served_is_a_warning_on_its_own() {
+        let report = crate::analysis::analyze(Build {
+            steps: vec![
+                step("[1/3] FROM base:1", StepKind::From, StepStatus::Base),
+                step("[2/3] COPY . .", StepKind::Copy, StepStatus::Cached),
+                step("[3/3] RUN make", StepKind::Run, StepStatus::Cached),
+            ],
+            cache_imports: vec![failed_import()],
+            ..Build::default()
+        });
+        let kinds: Vec<&DiagnosisKind> = report.diagnoses.iter().map(|d| &d.kind).collect();
+        assert_eq!(kinds, [&DiagnosisKind::CacheImportFailed]);
+        let found = &report.diagnoses[0];
+        assert_eq!(
+            found.message,
+            "The cache import from `registry.example/app:buildcache` failed: \
+             registry.example/app:buildcache: not found."
+        );
+        assert_eq!(found.severity, crate::report::Severity::Warning);
+        assert_eq!(found.step, None);
+    }
+
+    #[test]
+    fn a_failed_import_that_cost_rebuilds_is_cache_not_delivered_instead() {
+        let report = crate::analysis::analyze(Build {
+            steps: vec![
+                step("[1/2] FROM base:1", StepKind::From, StepStatus::Base),
+                step("[2/2] RUN make", StepKind::Run, StepStatus::Rebuilt),
+            ],
+            cache_imports: vec![failed_import()],
+            ..Build::default()
+        });
+        let kinds: Vec<&DiagnosisKind> = report.diagnoses.iter().map(|d| &d.kind).collect();
+        assert_eq!(kinds, [&DiagnosisKind::CacheNotDelivered]);
+    }
+}
