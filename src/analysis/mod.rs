@@ -7,15 +7,19 @@
 
 pub mod audit;
 pub mod compare;
+pub mod context;
 pub mod diagnose;
 pub mod dockerfile;
 pub mod gates;
+pub mod gha_cache;
 pub mod matching;
 pub mod rebuild;
 pub mod summary;
 
 use crate::model::{Build, PlatformImage};
 use crate::report::{Generator, Report, SCHEMA_VERSION};
+use context::ContextEvidence;
+use gha_cache::GhaCache;
 
 /// Everything the analysis of one build looks at.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +37,11 @@ pub struct Facts {
     /// The previous release's image as a registry serves it: its layers stand for the
     /// baseline's in the pull cost, with or without a baseline report.
     pub baseline_image: Option<Vec<PlatformImage>>,
+    /// The build-context files changed since the baseline's commit, or why they are unknown;
+    /// `None` when nobody asked (no baseline, no repository to read).
+    pub context: Option<ContextEvidence>,
+    /// The repository's GitHub Actions cache, when the build uses `type=gha`.
+    pub gha_cache: Option<GhaCache>,
 }
 
 /// An earlier build's report and where it came from (a path, an artifact, a release asset).
@@ -67,6 +76,8 @@ pub fn analyze_facts(facts: Facts) -> Report {
         engine_step_bytes,
         baseline,
         baseline_image,
+        context,
+        gha_cache,
     } = facts;
     if let Some(images) = image.filter(|images| !images.is_empty()) {
         build.images = images;
@@ -88,6 +99,7 @@ pub fn analyze_facts(facts: Facts) -> Report {
         summary,
         diagnoses: Vec::new(),
         comparison: None,
+        gha_cache,
     };
     let baseline = baseline.map(|mut baseline| {
         if let Some(images) = &baseline_image {
@@ -104,6 +116,9 @@ pub fn analyze_facts(facts: Facts) -> Report {
             report.summary.pull_bytes = compare::upgrade_bytes(&cost);
         }
         (None, None) => {}
+    }
+    if let Some(comparison) = &mut report.comparison {
+        comparison.context = context;
     }
     report.diagnoses = diagnose::diagnose(&report, baseline.as_ref().map(|b| &b.report));
     report

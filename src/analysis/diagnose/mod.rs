@@ -12,6 +12,8 @@ mod cache_busting_order;
 mod cache_import_failed;
 mod cache_mode_min;
 mod cache_not_delivered;
+mod context_changed;
+mod gha_cache;
 
 use std::collections::HashSet;
 
@@ -47,6 +49,8 @@ pub fn diagnose(current: &Report, baseline: Option<&Report>) -> Vec<Diagnosis> {
     found.extend(cache_busting_order::find(&evidence));
     found.extend(build_arg_changed::find(&evidence));
     found.extend(base_image_changed::find(&evidence));
+    found.extend(context_changed::find(&evidence));
+    found.extend(gha_cache::find(&evidence));
     found
 }
 
