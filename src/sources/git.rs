@@ -109,6 +109,9 @@ fn changes(
     paths.truncate(limits.files);
 
     let ignore = dockerignore(&mut reader, to_tree, &context, &workdir, location)?;
+    let git_folder_in_context = repo.git_dir().parent() == Some(workdir.as_path())
+        && context.is_empty()
+        && !ignore.as_ref().is_some_and(|i| i.excludes(".git"));
     let files = paths
         .into_iter()
         .map(|path| ChangedFile {
@@ -121,6 +124,7 @@ fn changes(
         to_commit: to.to_string(),
         files,
         truncated,
+        git_folder_in_context,
     })
 }
 

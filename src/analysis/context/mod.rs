@@ -47,6 +47,10 @@ pub struct ContextChanges {
     /// More files changed than are kept in `files`.
     #[serde(default, skip_serializing_if = "crate::model::is_false")]
     pub truncated: bool,
+    /// The repository's `.git` folder lies in the context and `.dockerignore` does not leave
+    /// it out: a context sent from the checkout (`docker build .`) changes with every commit.
+    #[serde(default, skip_serializing_if = "crate::model::is_false")]
+    pub git_folder_in_context: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +163,7 @@ mod tests {
                 })
                 .collect(),
             truncated: false,
+            git_folder_in_context: false,
         }
     }
 

@@ -60,6 +60,24 @@ fn known(evidence: &Evidence, step: &Step, changes: &ContextChanges) -> Diagnosi
         dockerfile_line: step.dockerfile_line,
         wasted_ms: None,
     };
+    if whole && changes.git_folder_in_context {
+        diagnosis.message = format!(
+            "`{}` copies the whole build context, and `.dockerignore` does not leave out `.git`: when the context is sent from the checkout (`docker build .`), `.git` changes with every commit and invalidates this step each time{}.",
+            step.name,
+            if read.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; files it reads also changed {since}: {}",
+                    name_files(&read, changes.truncated)
+                )
+            }
+        );
+        diagnosis.severity = Severity::Warning;
+        diagnosis.fix =
+            "Add `.git` to .dockerignore (and whatever else the image does not need).".into();
+        return diagnosis;
+    }
     if read.is_empty() {
         let more = if changes.truncated {
             " among the files compared (more changed than cachehit lists)"
