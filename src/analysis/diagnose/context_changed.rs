@@ -45,6 +45,17 @@ pub(super) fn find(evidence: &Evidence) -> Vec<Diagnosis> {
 }
 
 fn known(evidence: &Evidence, step: &Step, changes: &ContextChanges) -> Diagnosis {
+    let mut diagnosis = from_files(evidence, step, changes);
+    let whole = context_sources(step).is_some_and(|s| s.whole_context());
+    if whole && changes.git_folder_in_context {
+        // A Git-URL context (build-push-action's default) has no `.git`; a path context has.
+        diagnosis.message.push_str(" `.dockerignore` does not leave out `.git`: when the context is sent from the checkout (a path such as `.`), `.git` changes with every commit and invalidates this step each time.");
+        diagnosis.fix.push_str(" Add `.git` to .dockerignore.");
+    }
+    diagnosis
+}
+
+fn from_files(evidence: &Evidence, step: &Step, changes: &ContextChanges) -> Diagnosis {
     let read = files_read_by(step, changes);
     let since = format!(
         "since the previous release's commit {}",
@@ -60,24 +71,6 @@ fn known(evidence: &Evidence, step: &Step, changes: &ContextChanges) -> Diagnosi
         dockerfile_line: step.dockerfile_line,
         wasted_ms: None,
     };
-    if whole && changes.git_folder_in_context {
-        diagnosis.message = format!(
-            "`{}` copies the whole build context, and `.dockerignore` does not leave out `.git`: when the context is sent from the checkout (`docker build .`), `.git` changes with every commit and invalidates this step each time{}.",
-            step.name,
-            if read.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; files it reads also changed {since}: {}",
-                    name_files(&read, changes.truncated)
-                )
-            }
-        );
-        diagnosis.severity = Severity::Warning;
-        diagnosis.fix =
-            "Add `.git` to .dockerignore (and whatever else the image does not need).".into();
-        return diagnosis;
-    }
     if read.is_empty() {
         let more = if changes.truncated {
             " among the files compared (more changed than cachehit lists)"
@@ -104,7 +97,7 @@ fn known(evidence: &Evidence, step: &Step, changes: &ContextChanges) -> Diagnosi
             name_files(&read, changes.truncated)
         );
         diagnosis.fix = format!(
-            "Add {} to .dockerignore (next to the build context's root), so changes to them no longer invalidate `{}` and the steps after it.",
+            "Add {} to the .dockerignore at the build context's root, so their changes no longer invalidate `{}` and the steps after it.",
             entries(&unneeded),
             step.instruction
         );
