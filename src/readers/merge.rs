@@ -11,7 +11,7 @@ fn precedence(format: InputFormat) -> u8 {
         InputFormat::Rawjson => 0,
         InputFormat::Dockerbuild => 1,
         InputFormat::Report => 2,
-        InputFormat::Plain => 3,
+        InputFormat::Plain | InputFormat::Tty => 3,
         InputFormat::History | InputFormat::HistoryInspect => 4,
         InputFormat::Metadata | InputFormat::Provenance => 5,
     }
@@ -45,6 +45,12 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
     for p in &provenance {
         apply_provenance(&mut merged, p);
     }
+    if let Some(hint) = crate::readers::records::min_provenance_hint(&provenance, &merged) {
+        merged.problems.push(Problem {
+            source: input_names(&merged),
+            message: hint.to_string(),
+        });
+    }
     let explained = merged
         .problems
         .iter()
@@ -67,10 +73,12 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
         });
     }
     if merged.steps.is_empty() && !merged.inputs.is_empty() && !explained {
-        let has_progress = merged
-            .inputs
-            .iter()
-            .any(|i| matches!(i.format.as_str(), "rawjson" | "plain" | "dockerbuild"));
+        let has_progress = merged.inputs.iter().any(|i| {
+            matches!(
+                i.format.as_str(),
+                "rawjson" | "plain" | "tty" | "dockerbuild"
+            )
+        });
         merged.problems.push(Problem {
             source: input_names(&merged),
             message: if has_progress {

@@ -6,12 +6,14 @@
 pub mod detect;
 pub mod dockerbuild;
 pub mod error;
+pub mod line_clean;
 pub mod merge;
 pub mod plain;
 pub mod provenance;
 pub mod rawjson;
 pub mod records;
 pub mod solve_status;
+pub mod tty;
 pub mod vertex_name;
 
 use std::fs::File;
@@ -97,7 +99,14 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(InputFormat, Fra
             build: plain::read_plain(BufReader::with_capacity(READ_BUFFER_BYTES, open()?), &name)?,
             ..Fragment::default()
         },
+        InputFormat::Tty => Fragment {
+            build: tty::read_tty(BufReader::with_capacity(READ_BUFFER_BYTES, open()?), &name)?,
+            ..Fragment::default()
+        },
         InputFormat::Dockerbuild => dockerbuild::read_bundle(path, options.record_ref.as_deref())?,
+        InputFormat::Metadata | InputFormat::Provenance => {
+            records::read_record_file(path, format, options)?
+        }
         json_format => {
             let value = read_json(path)?;
             read_json_value(&value, json_format, options).map_err(|detail| {
@@ -149,10 +158,14 @@ pub fn read_json_value(
     options: &ReadOptions,
 ) -> Result<Fragment, String> {
     match format {
-        InputFormat::Metadata => records::read_metadata(value, options.bake_target.as_deref()),
-        InputFormat::Provenance => records::read_provenance(value),
-        InputFormat::History => records::read_history_record(value),
-        InputFormat::HistoryInspect => records::read_history_inspect(value),
+        InputFormat::Metadata => {
+            records::read_metadata(value, options.bake_target.as_deref()).map_err(|e| e.to_string())
+        }
+        InputFormat::Provenance => records::read_provenance(value).map_err(|e| e.to_string()),
+        InputFormat::History => records::read_history_record(value).map_err(|e| e.to_string()),
+        InputFormat::HistoryInspect => {
+            records::read_history_inspect(value).map_err(|e| e.to_string())
+        }
         InputFormat::Report => {
             let report: crate::report::Report = serde_json::from_value(value.clone())
                 .map_err(|e| format!("not a cachehit report: {e}"))?;
@@ -161,9 +174,11 @@ pub fn read_json_value(
                 ..Fragment::default()
             })
         }
-        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Dockerbuild => Err(format!(
-            "{} input is not a single JSON record",
-            format.name()
-        )),
+        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Tty | InputFormat::Dockerbuild => {
+            Err(format!(
+                "{} input is not a single JSON record",
+                format.name()
+            ))
+        }
     }
 }
