@@ -9,8 +9,13 @@
 /// The line without its line ending, CI prefixes and escape sequences. `scratch` holds the
 /// cleaned copy when one is needed.
 pub fn clean<'a>(line: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    clean_marked(line, memchr::memchr(0x1b, line).is_some(), scratch)
+}
+
+/// `clean`, told whether the line holds an escape byte (found by a search over more than it).
+pub fn clean_marked<'a>(line: &'a [u8], escaped: bool, scratch: &'a mut Vec<u8>) -> &'a [u8] {
     let line = trim_line_end(line);
-    let line = if memchr::memchr(0x1b, line).is_some() {
+    let line = if escaped {
         scratch.clear();
         strip_escapes(line, scratch);
         scratch.as_slice()

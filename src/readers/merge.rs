@@ -45,6 +45,7 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
     for p in &provenance {
         apply_provenance(&mut merged, p);
     }
+    crate::readers::provenance::share_lines_by_position(&mut merged.steps);
     if let Some(hint) = crate::readers::records::min_provenance_hint(&provenance, &merged) {
         merged.problems.push(Problem {
             source: input_names(&merged),

@@ -37,7 +37,9 @@ const MAX_BUILDS: usize = 64;
 
 pub fn read_plain(reader: impl BufRead, source: &str) -> Result<Build, ReadError> {
     let mut parser = PlainParser::default();
-    if let Err((e, lines)) = for_each_line(reader, MAX_LINE_BYTES, |line| parser.line(line)) {
+    if let Err((e, lines)) = for_each_marked_line(reader, MAX_LINE_BYTES, |line, escaped| {
+        parser.line(line, escaped)
+    }) {
         if !parser.seen_progress {
             return Err(ReadError::Io {
                 path: source.to_string(),
@@ -65,12 +67,25 @@ pub fn read_plain(reader: impl BufRead, source: &str) -> Result<Build, ReadError
 /// Calls `each` with every line (without its `\n`), keeping at most `max_bytes` of a line.
 /// The error carries the number of lines read before it.
 pub(crate) fn for_each_line(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     max_bytes: usize,
     mut each: impl FnMut(&[u8]),
 ) -> Result<(), (std::io::Error, u64)> {
+    for_each_marked_line(reader, max_bytes, |line, _| each(line))
+}
+
+/// `for_each_line`, also telling whether the line holds an escape byte (`ESC`): searched once
+/// per buffer rather than once per line, so lines without one are never scanned for it.
+pub(crate) fn for_each_marked_line(
+    mut reader: impl BufRead,
+    max_bytes: usize,
+    mut each: impl FnMut(&[u8], bool),
+) -> Result<(), (std::io::Error, u64)> {
     let mut carry: Vec<u8> = Vec::new();
     let mut lines = 0u64;
+    // Bytes ahead of the read position already searched, and where the next escape is in them.
+    let mut searched = 0usize;
+    let mut next_escape: Option<usize> = None;
     loop {
         let buf = match reader.fill_buf() {
             Ok(buf) => buf,
@@ -79,31 +94,47 @@ pub(crate) fn for_each_line(
         };
         if buf.is_empty() {
             if !carry.is_empty() {
-                each(&carry);
+                each(&carry, memchr::memchr(0x1b, &carry).is_some());
             }
             return Ok(());
         }
+        if searched == 0 {
+            searched = buf.len();
+            next_escape = memchr::memchr(0x1b, buf);
+        }
         let len = buf.len();
-        match memchr::memchr(b'\n', buf) {
+        let consumed = match memchr::memchr(b'\n', buf) {
             Some(end) if carry.is_empty() => {
-                each(&buf[..end.min(max_bytes)]);
+                let escaped = next_escape.is_some_and(|e| e < end);
+                each(&buf[..end.min(max_bytes)], escaped);
                 lines += 1;
-                reader.consume(end + 1);
+                end + 1
             }
             Some(end) => {
                 let room = max_bytes.saturating_sub(carry.len());
                 carry.extend_from_slice(&buf[..end.min(room)]);
-                reader.consume(end + 1);
-                each(&carry);
+                each(&carry, memchr::memchr(0x1b, &carry).is_some());
                 lines += 1;
                 carry.clear();
+                end + 1
             }
             None => {
                 let room = max_bytes.saturating_sub(carry.len());
                 carry.extend_from_slice(&buf[..len.min(room)]);
-                reader.consume(len);
+                len
             }
-        }
+        };
+        searched = searched.saturating_sub(consumed);
+        next_escape = match next_escape {
+            Some(e) if e >= consumed => Some(e - consumed),
+            // The escape was in what was consumed: find the next one in the rest.
+            Some(_) => {
+                let rest = &buf[consumed..];
+                memchr::memchr(0x1b, &rest[..searched.min(rest.len())])
+            }
+            None => None,
+        };
+        reader.consume(consumed);
     }
 }
 
@@ -192,13 +223,13 @@ struct PlainParser {
 }
 
 impl PlainParser {
-    fn line(&mut self, raw: &[u8]) {
+    fn line(&mut self, raw: &[u8], escaped: bool) {
         self.line_no += 1;
         if raw.len() >= MAX_LINE_BYTES {
             self.cut_lines += 1;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let line = line_clean::clean(raw, &mut scratch);
+        let line = line_clean::clean_marked(raw, escaped, &mut scratch);
         if !self.any_text && line.iter().any(|b| !b.is_ascii_whitespace()) {
             self.any_text = true;
         }
@@ -1107,6 +1138,24 @@ mod tests {
         assert!(is_error_text(b"Dockerfile:6"));
         assert!(is_error_text(b"ERROR: failed to build: failed to solve: x"));
         assert!(!is_error_text(b"listening on :8080"));
+    }
+
+    #[test]
+    fn lines_are_marked_when_they_hold_an_escape() {
+        let text = "plain\n\u{1b}[0mcolour\nno\nend \u{1b}[K\n\u{1b}\u{1b}\nlast";
+        for capacity in [1, 3, 7, 64] {
+            let reader = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            let mut seen = Vec::new();
+            for_each_marked_line(reader, 1024, |line, escaped| {
+                seen.push((String::from_utf8_lossy(line).into_owned(), escaped));
+            })
+            .unwrap();
+            let want: Vec<(String, bool)> = text
+                .split('\n')
+                .map(|l| (l.to_string(), l.contains('\u{1b}')))
+                .collect();
+            assert_eq!(seen, want, "buffer of {capacity}");
+        }
     }
 
     #[test]

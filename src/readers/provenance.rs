@@ -768,6 +768,31 @@ fn source_lines(locations: HashMap<String, StepLocations>) -> HashMap<String, u3
     lines
 }
 
+/// A step the provenance does not map (a bake target's record also holds the other target's run
+/// of a shared step, under another digest) takes the Dockerfile line of the step at the same
+/// position (`[platform stage i/n]`): the same instruction.
+pub fn share_lines_by_position(steps: &mut [crate::model::Step]) {
+    type Position = (Option<String>, Option<String>, Option<u32>, Option<u32>);
+    let position = |s: &crate::model::Step| -> Position {
+        (s.platform.clone(), s.stage.clone(), s.index, s.total)
+    };
+    let known: Vec<(Position, u32)> = steps
+        .iter()
+        .filter(|s| s.index.is_some())
+        .filter_map(|s| Some((position(s), s.dockerfile_line?)))
+        .collect();
+    if known.is_empty() {
+        return;
+    }
+    for step in steps
+        .iter_mut()
+        .filter(|s| s.dockerfile_line.is_none() && s.index.is_some())
+    {
+        let at = position(step);
+        step.dockerfile_line = known.iter().find(|(p, _)| *p == at).map(|(_, line)| *line);
+    }
+}
+
 /// `pkg:docker/localhost%3A5000/app@v2?platform=linux%2Famd64` -> `localhost:5000/app:v2`.
 fn image_ref_of_purl(purl: &str) -> Option<String> {
     let rest = purl.strip_prefix("pkg:docker/")?;

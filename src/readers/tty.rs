@@ -116,6 +116,11 @@ impl Screen {
         line_clean::strip_escapes(raw, &mut scratch);
         let line = line_clean::strip_prefixes(&scratch);
         let text = trim_end(line);
+        if text.starts_with(b"Script started on ") || text.starts_with(b"Script done on ") {
+            // script(1)'s own lines around a capture.
+            self.scratch = scratch;
+            return;
+        }
         if !text.is_empty() {
             self.any_text = true;
         }
@@ -237,16 +242,19 @@ impl Screen {
         }
         let mut build = acc.finish();
         let error = trailer.error.or_else(|| {
-            // Engine 20.10 prints the error without a prefix as the last line of the block.
-            (!failed.is_empty())
-                .then(|| {
-                    self.after_frame
-                        .iter()
-                        .rev()
-                        .find(|l| !l.trim().is_empty() && l.trim() != "------")
-                        .cloned()
-                })
-                .flatten()
+            // Engine 20.10 prints the error without a prefix, after the failed step's block.
+            let last_block = self
+                .after_frame
+                .iter()
+                .rposition(|l| l.trim() == "------")?;
+            if failed.is_empty() {
+                return None;
+            }
+            self.after_frame[last_block + 1..]
+                .iter()
+                .map(|l| l.trim())
+                .find(|l| !l.is_empty() && !l.starts_with("Script done on "))
+                .map(str::to_string)
         });
         if let Some(error) = error {
             let canceled = error.trim_end().ends_with("context canceled");
