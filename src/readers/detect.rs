@@ -91,16 +91,36 @@ pub enum Undecided {
     /// Text with no progress in it (so far).
     Text(TextScan),
     /// JSON of a shape no BuildKit record has.
-    Json(String),
+    Json(JsonShape),
 }
 
 impl std::fmt::Display for Undecided {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Undecided::Json(detail) => f.write_str(detail),
+            Undecided::Json(shape) => shape.fmt(f),
             Undecided::Text(scan) => f.write_str(&scan.describe()),
         }
     }
+}
+
+/// JSON that is none of the records cachehit reads.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum JsonShape {
+    #[error(
+        "a JSON array that is not `history inspect` output (cachehit reads a JSON array only as \
+         `--input-format history-inspect`)"
+    )]
+    ArrayNotHistoryInspect,
+    #[error(
+        "a JSON object starting with key `{0}`, which no BuildKit record has (JSON records \
+         cachehit reads: rawjson, metadata, provenance, history, history-inspect, report; \
+         `--input-format` reads the file as one of them)"
+    )]
+    UnknownFirstKey(String),
+    #[error("an empty JSON object")]
+    EmptyObject,
+    #[error("JSON that could not be recognized")]
+    Unrecognized,
 }
 
 /// `Err(None)` for an empty input, `Err(Some(why))` for an unknown one.
@@ -263,15 +283,11 @@ fn is_classic_builder_line(line: &[u8]) -> bool {
     digits > 0 && text[digits..].starts_with(b"/") && memchr::memmem::find(text, b" : ").is_some()
 }
 
-fn detect_json(trimmed: &str) -> Result<InputFormat, String> {
+fn detect_json(trimmed: &str) -> Result<InputFormat, JsonShape> {
     if let Some(array) = trimmed.strip_prefix('[') {
         return match first_key(array.trim_start().strip_prefix('{').unwrap_or("")) {
             Some("Name" | "Ref") => Ok(InputFormat::HistoryInspect),
-            _ => Err(
-                "a JSON array that is not `history inspect` output (cachehit reads a JSON array \
-                 only as `--input-format history-inspect`)"
-                    .into(),
-            ),
+            _ => Err(JsonShape::ArrayNotHistoryInspect),
         };
     }
     let body = trimmed.strip_prefix('{').unwrap_or(trimmed);
@@ -297,18 +313,9 @@ fn detect_json(trimmed: &str) -> Result<InputFormat, String> {
         }
         // Provenance whose keys come in another order (`metadata` first, say).
         Some(_) if has("\"buildDefinition\"") || has("\"buildType\"") => InputFormat::Provenance,
-        Some(k) => {
-            return Err(format!(
-                "a JSON object starting with key `{}`, which no BuildKit record has (JSON records \
-                 cachehit reads: rawjson, metadata, provenance, history, history-inspect, report; \
-                 `--input-format` reads the file as one of them)",
-                shape_of(k.as_bytes())
-            ));
-        }
-        None if body.trim_start().starts_with('}') => {
-            return Err("an empty JSON object".into());
-        }
-        None => return Err("JSON that could not be recognized".into()),
+        Some(k) => return Err(JsonShape::UnknownFirstKey(shape_of(k.as_bytes()))),
+        None if body.trim_start().starts_with('}') => return Err(JsonShape::EmptyObject),
+        None => return Err(JsonShape::Unrecognized),
     })
 }
 

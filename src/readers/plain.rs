@@ -58,7 +58,13 @@ pub fn read_plain(reader: impl BufRead, source: &str) -> Result<Build, ReadError
     if !parser.seen_progress {
         return Err(ReadError::Unrecognized {
             path: source.to_string(),
-            detail: "no `#N ...` progress lines found".to_string(),
+            detail: if parser.tty_rows {
+                "no `#N ...` progress lines found; it holds the TTY display (`[+] Building`, \
+                 ` => ` rows): `--input-format tty` reads it"
+                    .to_string()
+            } else {
+                "no `#N ...` progress lines found".to_string()
+            },
         });
     }
     Ok(parser.finish(source))
@@ -215,6 +221,8 @@ struct PlainParser {
     seen_progress: bool,
     any_text: bool,
     skipped_before_progress: u64,
+    /// Lines of the TTY display seen (said when no plain progress follows).
+    tty_rows: bool,
     cut_lines: u64,
     builds_left_out: bool,
     problems: Vec<String>,
@@ -247,6 +255,9 @@ impl PlainParser {
         if !self.seen_progress {
             if line.iter().any(|b| !b.is_ascii_whitespace()) {
                 self.skipped_before_progress += 1;
+                let row = line.trim_ascii_start();
+                self.tty_rows |= crate::readers::tty::is_frame_header(row)
+                    || crate::readers::tty::is_display_row(row);
             }
             return;
         }
@@ -282,9 +293,11 @@ impl PlainParser {
             }
             self.register(pending, None);
         }
-        // Most lines continue the vertex of the line before.
+        // Most lines continue the vertex of the line before (once it finished, another build's
+        // vertex of the same number may be the one going on).
         if let Some((last_number, slot)) = self.last
             && last_number == number
+            && !self.slots[slot].finished
             && !looks_like_header(rest)
         {
             self.touch(slot);

@@ -64,7 +64,13 @@ pub fn read_tty(reader: impl BufRead, source: &str) -> Result<Build, ReadError> 
     if screen.frame.is_empty() {
         return Err(ReadError::Unrecognized {
             path: source.to_string(),
-            detail: "no ` => ...` rows of the TTY progress display found".to_string(),
+            detail: if screen.plain_lines {
+                "no ` => ...` rows of the TTY progress display found; it holds `#N ...` lines of \
+                 a plain log: `--input-format plain` reads it"
+                    .to_string()
+            } else {
+                "no ` => ...` rows of the TTY progress display found".to_string()
+            },
         });
     }
     Ok(screen.finish(source))
@@ -98,6 +104,8 @@ struct Screen {
     after_frame: Vec<String>,
     any_text: bool,
     skipped_before: u64,
+    /// Lines of a plain log seen (said when no display follows).
+    plain_lines: bool,
     problems: Vec<String>,
     scratch: Vec<u8>,
 }
@@ -148,6 +156,7 @@ impl Screen {
         } else if !text.is_empty() {
             if self.frame.is_empty() {
                 self.skipped_before += 1;
+                self.plain_lines |= crate::readers::plain::split_vertex_line(text).is_some();
             } else if self.after_frame.len() < MAX_ERROR_LINES {
                 self.after_frame
                     .push(String::from_utf8_lossy(text).into_owned());
