@@ -154,10 +154,10 @@ struct BuildState {
     running: usize,
     /// It printed more than the vertices every build starts with.
     past_start: bool,
-    /// Its export finished: later lines with its numbers belong to another build.
+    /// Its export finished, or it had nothing running when another build started: a header
+    /// reusing one of its numbers belongs to another build.
     closed: bool,
     first_line: u64,
-    last_line: u64,
     /// Another build printed lines while this one was running.
     interleaved: bool,
     error_lines: Vec<String>,
@@ -179,7 +179,6 @@ impl BuildState {
             past_start: false,
             closed: false,
             first_line,
-            last_line: first_line,
             interleaved: false,
             error_lines: Vec::new(),
             image: None,
@@ -319,14 +318,13 @@ impl PlainParser {
     fn touch(&mut self, slot: usize) {
         let build = self.slots[slot].build;
         if build != self.current_build {
-            // A line of a build that is not the newest while a newer one runs: interleaved.
+            // A line of a build after a newer build printed its own: their lines interleave.
             let newer_running = self.builds[build + 1..].iter().any(|b| b.slots > 0);
             if newer_running && !self.builds[build].closed {
                 self.builds[build].interleaved = true;
             }
             self.current_build = build;
         }
-        self.builds[build].last_line = self.line_no;
     }
 
     fn new_build(&mut self) -> Option<usize> {
