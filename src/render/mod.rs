@@ -157,6 +157,25 @@ pub fn summary_line(report: &Report) -> String {
     parts.join(" · ")
 }
 
+/// `import 1.1 s · export 374 ms · the cached steps take 489 ms to build`: what the cache
+/// cost against what it saved, or `None` when the build used no cache.
+pub fn cache_time(report: &Report) -> Option<String> {
+    let s = &report.summary;
+    let mut parts = Vec::new();
+    if let Some(ms) = s.cache_import_ms {
+        parts.push(format!("import {}", duration(ms)));
+    }
+    if let Some(ms) = s.cache_export_ms {
+        parts.push(format!("export {}", duration(ms)));
+    }
+    if let Some(ms) = s.cache_saved_ms
+        && s.steps_cached > 0
+    {
+        parts.push(format!("the cached steps take {} to build", duration(ms)));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
 /// `lint.Dockerfile:17`, `line 17`, or nothing: where a build warning points.
 pub fn warning_location(warning: &crate::model::BuildWarning) -> Option<String> {
     match (&warning.file, warning.dockerfile_line) {

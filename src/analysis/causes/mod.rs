@@ -177,12 +177,21 @@ impl Engine<'_> {
         let Some((j, how)) = previous.matches.get(i).copied().flatten() else {
             return Definition::Changed(Change::New);
         };
-        if how == MatchKind::SameVertex {
-            return Definition::Same;
-        }
         let before = &previous.build.steps[j];
         if step.kind == StepKind::From {
             return self.base_definition(step, before, previous.build);
+        }
+        // The same LLB operation on the same inputs, unless an input's content is not pinned
+        // in the graph (a `FROM` of a local image, which names no digest).
+        // A step served from the cache matched it with its whole chain: whatever its inputs'
+        // records leave open, they were those of a build the cache holds.
+        let unknown_inputs = step.status != StepStatus::Cached
+            && inputs.iter().any(|(_, d)| *d == Definition::Unknown);
+        if how == MatchKind::SameVertex {
+            return match unknown_inputs {
+                true => Definition::Unknown,
+                false => Definition::Same,
+            };
         }
         if step.instruction.is_empty() || before.instruction.is_empty() {
             return Definition::Unknown;
@@ -196,7 +205,7 @@ impl Engine<'_> {
         {
             return Definition::Changed(Change::Input(*u));
         }
-        let mut unknown = inputs.iter().any(|(_, d)| *d == Definition::Unknown);
+        let mut unknown = unknown_inputs;
         if reads_context(step) {
             match self.changed_files(step) {
                 Some(files) if !files.is_empty() => {
@@ -290,11 +299,12 @@ impl Engine<'_> {
         let moved = !same_image(&now.name, &then.name)
             || match (&now.digest, &then.digest) {
                 (Some(a), Some(b)) => a != b,
-                // Without digests, a `FROM` vertex of another digest resolved another image.
-                _ => matches!(
-                    (&step.vertex_digest, &before.vertex_digest),
-                    (Some(a), Some(b)) if a != b
-                ),
+                // Without digests, a `FROM` vertex of another digest resolved another image;
+                // one of the same digest may have too (a local image's tag moved).
+                _ => match (&step.vertex_digest, &before.vertex_digest) {
+                    (Some(a), Some(b)) if a != b => true,
+                    _ => return Definition::Unknown,
+                },
             };
         if moved {
             Definition::Changed(Change::Base {

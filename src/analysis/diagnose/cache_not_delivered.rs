@@ -171,13 +171,110 @@ fn likely_cause(report: &Report, baseline: Option<&Report>) -> Option<(String, S
             ));
         }
     }
-    None
+    // A `FROM` of an image whose digest the records do not give (a local image): a tag that
+    // moved since leaves no trace in them.
+    let from = report
+        .build
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::From && !s.instruction.contains('@'))?;
+    Some((
+        format!(
+            "the records do not give the digest of the base image (`{}`): if its tag now points to another image, no step built on it can come from the cache.",
+            from.instruction.trim_start_matches("FROM ").trim()
+        ),
+        "Pin the base image by digest (`FROM image:tag@sha256:...`), or pull it from a registry so the records name its digest.".into(),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::model::{Build, CacheImport, OutcomeStatus, Step, StepKind, StepStatus};
-    use crate::report::DiagnosisKind;
+    use crate::model::{
+        Build, CacheExport, CacheImport, InputFile, InputFormat, OutcomeStatus, Step, StepKind,
+        StepStatus,
+    };
+    use crate::report::{DiagnosisKind, Severity};
+
+    fn gha_build(status: StepStatus) -> Build {
+        let step = |name: &str, kind, status| Step {
+            name: name.into(),
+            instruction: name.split_once("] ").unwrap().1.into(),
+            kind,
+            status,
+            index: name[1..2].parse().ok(),
+            total: Some(2),
+            ..Step::default()
+        };
+        Build {
+            steps: vec![
+                step(
+                    "[1/2] FROM busybox:1@sha256:aa",
+                    StepKind::From,
+                    StepStatus::Base,
+                ),
+                step("[2/2] RUN make", StepKind::Run, status),
+            ],
+            cache_imports: vec![CacheImport {
+                reference: "gha:15821783609297185231".into(),
+                cache_type: Some("gha".into()),
+                status: OutcomeStatus::Ok,
+                ..CacheImport::default()
+            }],
+            cache_exports: vec![CacheExport {
+                name: "exporting to GitHub Actions Cache".into(),
+                status: OutcomeStatus::Ok,
+                ..CacheExport::default()
+            }],
+            inputs: vec![InputFile {
+                path: "build.rawjson".into(),
+                format: InputFormat::Rawjson,
+            }],
+            ..Build::default()
+        }
+    }
+
+    /// A `type=gha` import completes and loads nothing when GitHub gives this run no cache.
+    #[test]
+    fn an_empty_gha_cache_is_explained_by_github_s_rule_not_by_its_scope() {
+        let previous = crate::analysis::analyze(gha_build(StepStatus::Rebuilt));
+        // The first build of the cache: a notice.
+        assert_eq!(previous.diagnoses.len(), 1);
+        let first = &previous.diagnoses[0];
+        assert_eq!(first.kind, DiagnosisKind::FirstCacheBuild);
+        assert_eq!(first.severity, Severity::Notice);
+        assert!(
+            first.message.contains("`type=gha scope=buildkit`")
+                && first.message.contains(
+                    "its own ref (branch or tag), its base branch and the default branch"
+                ),
+            "{}",
+            first.message
+        );
+        // The previous release exported it, and this run restored nothing: not delivered.
+        let mut report = crate::analysis::analyze(gha_build(StepStatus::Rebuilt));
+        crate::analysis::analyze_against(&mut report, &previous, "previous.json");
+        let found = report
+            .diagnoses
+            .iter()
+            .find(|d| d.kind == DiagnosisKind::CacheNotDelivered)
+            .expect("cache-not-delivered");
+        assert!(
+            found.message.contains("completed but served no step")
+                && found.message.contains("the default scope `buildkit`")
+                && found.message.contains(
+                    "a tag build never sees the cache another tag saved, whatever the scope"
+                ),
+            "{}",
+            found.message
+        );
+        assert!(!found.message.contains("scoped per"), "{}", found.message);
+        assert!(
+            found.fix.contains("pushes to the default branch")
+                && found.fix.contains("type=registry"),
+            "{}",
+            found.fix
+        );
+    }
 
     #[test]
     fn an_invalid_cache_ref_is_named_as_the_cause() {
