@@ -490,3 +490,26 @@ fn the_cache_costs_more_than_it_saves_on_a_quick_build() {
     assert_eq!(alone.summary.cache_saved_ms, None);
     assert!(!alone.diagnoses.iter().any(|d| d.kind == "cache-costs-more"));
 }
+
+#[test]
+fn a_refused_cache_import_with_every_step_served_is_a_warning_alone() {
+    // The Docker Engine's record of a warm build whose --cache-from nothing answers.
+    let log = fixtures().join("engine-20.10/cache-import-refused/v2.plain.log");
+    let report = analyze(read_inputs(&[log], &ReadOptions::default()).unwrap());
+    assert_eq!(report.summary.steps_rebuilt, 0);
+    let kinds: Vec<String> = report
+        .diagnoses
+        .iter()
+        .map(|d| d.kind.to_string())
+        .collect();
+    assert_eq!(kinds, ["cache-import-failed"]);
+    let found = &report.diagnoses[0];
+    assert_eq!(found.severity, Severity::Warning);
+    assert!(
+        found.message.starts_with(
+            "The cache import from `127.0.0.1:9/none:cache` failed: failed to do request: Head"
+        ) && found.message.contains("connection refused"),
+        "{}",
+        found.message
+    );
+}

@@ -70,6 +70,9 @@ pub fn explain(build: &mut Build, previous: Option<Previous<'_>>, knowledge: Kno
         knowledge,
         inputs: &inputs,
         all_args,
+        imports_empty: cache::imports_empty(build),
+        first_cache_build: cache::first_build_of(build, previous.map(|p| p.build)),
+        served_any: cache::served_any(build),
     };
     let definitions = engine.definitions();
     let reasons: Vec<Option<RebuildReason>> = (0..build.steps.len())
@@ -135,6 +138,10 @@ struct Engine<'a> {
     /// those read back from the steps' expanded instructions through the Dockerfile (so a
     /// changed argument is named even when the records carry none, as plain logs do).
     all_args: Vec<ArgChange>,
+    /// What the cache imports gave, for the whole build.
+    imports_empty: bool,
+    first_cache_build: Option<String>,
+    served_any: bool,
 }
 
 impl Engine<'_> {
@@ -368,9 +375,11 @@ impl Engine<'_> {
     /// The step is defined as in the previous release.
     fn cache_cause(&self, i: usize) -> RebuildReason {
         let build = self.build;
-        if cache::imports_empty(build) {
-            return match cache::first_build_of(build, self.previous.map(|p| p.build)) {
-                Some(cache) => RebuildReason::FirstCacheBuild { cache },
+        if self.imports_empty {
+            return match &self.first_cache_build {
+                Some(cache) => RebuildReason::FirstCacheBuild {
+                    cache: cache.clone(),
+                },
                 None => RebuildReason::CacheNotDelivered,
             };
         }
@@ -390,16 +399,17 @@ impl Engine<'_> {
 
     /// Not compared, or the records cannot tell whether its definition changed.
     fn unknown_cause(&self, i: usize) -> RebuildReason {
-        let build = self.build;
-        if cache::imports_empty(build) {
-            return match cache::first_build_of(build, self.previous.map(|p| p.build)) {
-                Some(cache) => RebuildReason::FirstCacheBuild { cache },
+        if self.imports_empty {
+            return match &self.first_cache_build {
+                Some(cache) => RebuildReason::FirstCacheBuild {
+                    cache: cache.clone(),
+                },
                 None => RebuildReason::CacheImportEmpty,
             };
         }
-        let step = &build.steps[i];
+        let step = &self.build.steps[i];
         // Its other inputs were served from the cache: the files it copies changed.
-        if reads_context(step) && cache::served_any(build) {
+        if reads_context(step) && self.served_any {
             return RebuildReason::ContextChanged {
                 files: self.changed_files(step).unwrap_or_default(),
             };
