@@ -194,10 +194,14 @@ impl Engine<'_> {
         // records leave open, they were those of a build the cache holds.
         let unknown_inputs = step.status != StepStatus::Cached
             && inputs.iter().any(|(_, d)| *d == Definition::Unknown);
+        let changed_input = inputs
+            .iter()
+            .find(|(_, d)| matches!(d, Definition::Changed(_)));
         if how == MatchKind::SameVertex {
-            return match unknown_inputs {
-                true => Definition::Unknown,
-                false => Definition::Same,
+            return match (changed_input, unknown_inputs) {
+                (Some((u, _)), _) => Definition::Changed(Change::Input(*u)),
+                (None, true) => Definition::Unknown,
+                (None, false) => Definition::Same,
             };
         }
         if step.instruction.is_empty() || before.instruction.is_empty() {
@@ -206,10 +210,7 @@ impl Engine<'_> {
         if fold(&step.instruction) != fold(&before.instruction) {
             return Definition::Changed(self.instruction_change(step, before));
         }
-        if let Some((u, _)) = inputs
-            .iter()
-            .find(|(_, d)| matches!(d, Definition::Changed(_)))
-        {
+        if let Some((u, _)) = changed_input {
             return Definition::Changed(Change::Input(*u));
         }
         let mut unknown = unknown_inputs;

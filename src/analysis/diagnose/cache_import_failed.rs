@@ -60,9 +60,9 @@ mod tests {
         }
     }
 
-    /// No real record has a failed import with every step served (a fresh builder rebuilds
-    /// everything when its import fails): the build is made here, as a warm builder's
-    /// second build would record it.
+    /// A registry that answers "not found" on a warm builder (the Engine's record of a refused
+    /// import with every step served is in `tests/causes_fixtures.rs`): the build is made here,
+    /// as such a builder's second build would record it.
     #[test]
     fn a_failed_import_with_every_step_served_is_a_warning_on_its_own() {
         let report = crate::analysis::analyze(Build {
