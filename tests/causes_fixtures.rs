@@ -300,9 +300,40 @@ fn no_first_release_gets_a_warning_or_an_error() {
             buildx("d2-bake-two-targets", &format!("v1.{target}.dockerbuild")),
         ));
     }
+    let worker = first.last().unwrap().1.clone();
+    let plain = |path: &str| {
+        analyze(read_inputs(&[fixtures().join(path)], &ReadOptions::default()).unwrap())
+    };
+    let d3 = fixtures().join("buildx-v0.36/d3-build-arg");
+    first.push((
+        "buildx d3 v0".into(),
+        analyze(
+            read_inputs(
+                &[d3.join("v0.rawjson"), d3.join("v0.metadata.json")],
+                &ReadOptions::default(),
+            )
+            .unwrap(),
+        ),
+    ));
+    for path in [
+        "engine-20.10/deps-first/v1.plain.log",
+        "engine-20.10/multistage-failure/v1.plain.log",
+        "public-samples/buildx-history/dockerbuild-COIO50/docker~test-docker-action~COIO50.dockerbuild",
+        "public-samples/buildx-history/dockerbuild-SNHBPN/docker~test-docker-action~SNHBPN+3.dockerbuild",
+    ] {
+        first.push((path.into(), plain(path)));
+    }
     let mut first_builds = 0;
     for (label, report) in &first {
         for d in &report.diagnoses {
+            // A build that failed says so, first release or not.
+            if d.kind == "build-failed" {
+                assert_eq!(
+                    report.build.build.status,
+                    cachehit::model::BuildStatus::Failed
+                );
+                continue;
+            }
             assert_eq!(d.severity, Severity::Notice, "{label}: {d:#?}");
         }
         first_builds += report
@@ -313,7 +344,6 @@ fn no_first_release_gets_a_warning_or_an_error() {
     }
     // The bake's first release imports cache refs that do not exist yet: said, as a notice.
     assert_eq!(first_builds, 2);
-    let worker = &first.last().unwrap().1;
     let notice = &worker.diagnoses[0];
     assert!(
         notice.message.starts_with(
