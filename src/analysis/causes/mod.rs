@@ -232,7 +232,12 @@ impl Engine<'_> {
         }
         if step.kind == StepKind::Run && step.status.did_work() {
             let args = self.args_in_environment(step);
+            let confirmed = self.knowledge.dockerfile.and_then(|d| d.of(step)).is_some();
             if !args.is_empty() {
+                // Inferred, and a cache that gave nothing explains the rebuild as well.
+                if !confirmed && self.imports_empty {
+                    return Definition::Unknown;
+                }
                 return Definition::Changed(Change::Args {
                     args,
                     evidence: ArgEvidence::Environment,

@@ -414,3 +414,44 @@ fn the_dockerfile_names_arguments_the_records_do_not_carry() {
         Some(RebuildReason::CacheNotDelivered)
     );
 }
+
+#[test]
+fn an_inferred_argument_does_not_hide_a_cache_that_gave_nothing() {
+    use StepStatus::Rebuilt;
+    let mut previous = release("RUN make", "-1", [Rebuilt, Rebuilt]);
+    previous.build.build_args.insert("V".into(), "1".into());
+    let mut now = release("RUN make", "-2", [Rebuilt, Rebuilt]);
+    now.build.build_args.insert("V".into(), "2".into());
+    now.cache_imports.push(CacheImport {
+        reference: "registry.example/app:buildcache".into(),
+        status: OutcomeStatus::Failed,
+        error: Some("unexpected status: 401 Unauthorized".into()),
+        ..CacheImport::default()
+    });
+    explain_against(&mut now, &previous, Knowledge::default());
+    // Whether `RUN make` has V in its environment is not known without the Dockerfile, and
+    // the failed import explains the rebuild: not blamed on V, nor called identical.
+    assert_eq!(
+        now.steps[1].rebuild_reason,
+        Some(RebuildReason::CacheImportEmpty)
+    );
+    assert_eq!(now.steps[1].same_definition, None);
+    // With the Dockerfile saying `ARG V` comes before it, it depends on V.
+    let written =
+        crate::analysis::dockerfile::written_steps("FROM base:1\nARG V\nRUN make\nCOPY . .\n");
+    explain_against(
+        &mut now,
+        &previous,
+        Knowledge {
+            dockerfile: Some(&written),
+            ..Knowledge::default()
+        },
+    );
+    assert!(matches!(
+        now.steps[1].rebuild_reason,
+        Some(RebuildReason::BuildArgChanged {
+            evidence: ArgEvidence::Environment,
+            ..
+        })
+    ));
+}
