@@ -16,7 +16,7 @@ use crate::pipeline::{
     self, BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, Outcome,
     RegistryAccess, Settings,
 };
-use crate::readers::ReadOptions;
+use crate::readers::{Input, ReadOptions};
 use crate::sinks::pr_comment::{self, CommentMode};
 use crate::sinks::workflow_log::{self, error, warning};
 use crate::sinks::{job_summary, outputs, report_file};
@@ -203,7 +203,7 @@ fn resolve(
     };
     Ok(ActionSettings {
         pipeline: Settings {
-            inputs: paths,
+            inputs: paths.into_iter().map(Input::File).collect(),
             read: ReadOptions::default(),
             images,
             baseline,

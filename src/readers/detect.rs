@@ -43,7 +43,8 @@ impl InputFormat {
     }
 }
 
-const PREFIX_BYTES: usize = 64 * 1024;
+/// How much of an input detection looks at.
+pub const PREFIX_BYTES: usize = 64 * 1024;
 
 pub fn detect(path: &Path) -> Result<InputFormat, ReadError> {
     let mut file = std::fs::File::open(path).map_err(|e| ReadError::io(path, e))?;
@@ -52,12 +53,18 @@ pub fn detect(path: &Path) -> Result<InputFormat, ReadError> {
         .take(PREFIX_BYTES as u64)
         .read_to_end(&mut prefix)
         .map_err(|e| ReadError::io(path, e))?;
-    detect_bytes(&prefix).map_err(|detail| match detail {
+    detect_prefix(&prefix, &path.display().to_string())
+}
+
+/// The format of an input from its first bytes (at most [`PREFIX_BYTES`]); `name` names it
+/// in the error.
+pub fn detect_prefix(prefix: &[u8], name: &str) -> Result<InputFormat, ReadError> {
+    detect_bytes(prefix).map_err(|detail| match detail {
         None => ReadError::Empty {
-            path: path.display().to_string(),
+            path: name.to_string(),
         },
         Some(detail) => ReadError::Unrecognized {
-            path: path.display().to_string(),
+            path: name.to_string(),
             detail,
         },
     })
