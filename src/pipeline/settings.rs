@@ -11,7 +11,7 @@ use crate::github::baseline::AutoQuery;
 use crate::readers::{Input, ReadOptions};
 use crate::sources::registry::Credentials;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// Build records (logs, metadata, records, bundles); several inputs of one build combine.
     pub inputs: Vec<Input>,
@@ -91,7 +91,7 @@ impl fmt::Debug for CredentialPolicy {
 }
 
 /// The earlier build to compare with.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum BaselineChoice {
     None,
     /// A JSON report file. `label` names it in the report and in messages (the path as the

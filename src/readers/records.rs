@@ -84,13 +84,7 @@ fn select_target<'a>(
     object: &'a Map<String, Value>,
     wanted: Option<&str>,
 ) -> Result<(Option<String>, &'a Map<String, Value>), ShapeError> {
-    let is_flat = object.keys().any(|k| {
-        k.starts_with("containerimage.")
-            || k.starts_with("image.")
-            || k.starts_with("cache.")
-            || (k.starts_with("buildx.build.") && k != "buildx.build.warnings")
-    });
-    if is_flat {
+    if is_flat(object) {
         return Ok((None, object));
     }
     let targets: Vec<(&String, &Map<String, Value>)> = object
@@ -118,6 +112,44 @@ fn select_target<'a>(
             names()
         )),
     }
+}
+
+/// Whether metadata describes one build at its top level (as opposed to bake's per target).
+fn is_flat(object: &Map<String, Value>) -> bool {
+    object.keys().any(|k| {
+        k.starts_with("containerimage.")
+            || k.starts_with("image.")
+            || k.starts_with("cache.")
+            || (k.starts_with("buildx.build.") && k != "buildx.build.warnings")
+    })
+}
+
+/// A target of bake metadata, and the build record it names (`buildx.build.ref`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BakeTarget {
+    pub name: String,
+    pub build_ref: Option<String>,
+}
+
+/// The targets of bake metadata, in name order; empty for a single build's metadata.
+pub fn bake_targets(value: &Value) -> Vec<BakeTarget> {
+    let Some(object) = value.as_object().filter(|o| !is_flat(o)) else {
+        return Vec::new();
+    };
+    object
+        .iter()
+        .filter(|(k, _)| k.as_str() != "buildx.build.warnings")
+        .filter_map(|(name, v)| {
+            let target = v.as_object()?;
+            Some(BakeTarget {
+                name: name.clone(),
+                build_ref: target
+                    .get("buildx.build.ref")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            })
+        })
+        .collect()
 }
 
 fn decode_embedded_json(value: &Value) -> Option<Value> {
