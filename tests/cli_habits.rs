@@ -106,6 +106,23 @@ fn a_dash_reads_standard_input_whatever_its_format() {
     let report: serde_json::Value = serde_json::from_slice(&combined.stdout).unwrap();
     assert_eq!(report["inputs"].as_array().unwrap().len(), 2);
 
+    // The baseline of `compare` can be piped too.
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = report_file(
+        dir.path(),
+        "v1.json",
+        "buildkit-v0.24/p2-deps-first/v1.rawjson",
+    );
+    let compared = with_stdin(
+        cachehit()
+            .args(["compare", "--format", "json", "-"])
+            .arg(fixture("buildkit-v0.24/p2-deps-first/v2.rawjson")),
+        &std::fs::read(&v1).unwrap(),
+    );
+    assert!(compared.status.success(), "{}", text(&compared.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&compared.stdout).unwrap();
+    assert_eq!(report["comparison"]["baseline_source"], "standard input");
+
     let twice = cachehit().args(["report", "-", "-"]).output().unwrap();
     assert_eq!(twice.status.code(), Some(2));
     assert!(

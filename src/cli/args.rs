@@ -8,6 +8,7 @@ use crate::analysis::gates::{Gate, parse_gates};
 use crate::pipeline::{
     BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, RegistryAccess, Settings,
 };
+use crate::readers::input::STDIN_NAME;
 use crate::readers::{Input, InputFormat, ReadOptions};
 use crate::sinks::terminal::Format;
 use crate::sources::registry::Credentials;
@@ -123,6 +124,12 @@ pub fn settings(
 ) -> anyhow::Result<Settings> {
     let gates: Vec<Gate> = parse_gates(&checks.fail_on)?;
     let inputs = inputs(&read.inputs)?;
+    let baseline_from_stdin = baseline.is_some_and(|(path, _)| path.as_os_str() == "-");
+    if baseline_from_stdin && inputs.contains(&Input::Stdin) {
+        bail!(
+            "`-` (standard input) is given as the baseline and as an input: it can be read only once"
+        );
+    }
     if let Some((path, _)) = baseline
         && path.is_dir()
     {
@@ -142,7 +149,11 @@ pub fn settings(
         baseline: match baseline {
             Some((path, required)) => BaselineChoice::File {
                 path: path.clone(),
-                label: path.display().to_string(),
+                label: if baseline_from_stdin {
+                    STDIN_NAME.to_string()
+                } else {
+                    path.display().to_string()
+                },
                 required,
             },
             None => BaselineChoice::None,
