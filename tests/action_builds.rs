@@ -597,3 +597,38 @@ fn a_report_made_in_a_workflow_run_job_is_never_a_baseline() {
         "artifact cachehit-report (id 70) from run 4000 on main"
     );
 }
+
+#[test]
+fn a_branch_s_pull_request_comes_from_the_event_and_only_this_repository_s() {
+    let server = GitHubServer::start(TOKEN);
+    server.add_run(4300, "feature", "success");
+    let bundle = std::fs::read(fixture(&format!("{P1}/v2.dockerbuild"))).unwrap();
+    server.add_artifact_unzipped(811, "o~r~IOX0G8.dockerbuild", 4300, &bundle);
+    let sha = "7e3a9c1d5f2b4a6c8e0d1f3a5b7c9d1e3f5a7b9c";
+    let event = serde_json::json!({
+        "action": "completed",
+        "workflow_run": {
+            "id": 4300, "event": "pull_request", "conclusion": "success",
+            "head_branch": "feature", "head_sha": sha,
+            "repository": {"id": REPOSITORY_ID, "full_name": "o/r"},
+            "head_repository": {"id": REPOSITORY_ID, "full_name": "o/r", "owner": {"login": "o"}},
+            "pull_requests": [
+                // Another repository's pull request from a branch of the same name.
+                {"number": 99, "head": {"sha": sha}, "base": {"repo": {"id": 555}}},
+                {"number": 30, "head": {"sha": sha}, "base": {"repo": {"id": REPOSITORY_ID}}}
+            ]
+        }
+    });
+    let job = Job::new("workflow_run", event);
+    let run = job.run(&server, 9100, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.log());
+    let comments = server.comments();
+    assert_eq!(comments.len(), 1, "{}", run.log());
+    assert_eq!(comments[0].issue, 30);
+    // The event named it: no pull request was looked up.
+    assert!(
+        !server.requests().iter().any(|r| r.path.contains("/pulls")),
+        "{:#?}",
+        server.requests()
+    );
+}

@@ -236,11 +236,21 @@ pub async fn pull_request_of_run(
         return Ok(None);
     }
     let head_sha = text("/head_sha");
+    // GitHub may list pull requests of other repositories whose head is the same branch:
+    // only this repository's count.
+    let this_repository = run
+        .pointer("/repository/id")
+        .or_else(|| event.pointer("/repository/id"))
+        .and_then(Value::as_u64);
     let listed: Vec<PullInfo> = run
         .get("pull_requests")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .filter(|pr| {
+            let base = pr.pointer("/base/repo/id").and_then(Value::as_u64);
+            base.is_none() || this_repository.is_none() || base == this_repository
+        })
         .filter_map(|pr| {
             Some(PullInfo {
                 number: pr.get("number")?.as_u64()?,
