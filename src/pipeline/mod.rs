@@ -93,8 +93,8 @@ pub struct DockerfileError {
     pub source: std::io::Error,
 }
 
-/// A baseline built after this build: a comparison that reads backwards (its regressions
-/// are improvements), most often two reports given in the wrong order.
+/// A baseline file built after this build: a comparison that reads backwards (its
+/// regressions are improvements), most often two reports given in the wrong order.
 fn baseline_newer(build: &Build, baseline: &analysis::Baseline) -> Option<Problem> {
     let when = |info: &crate::model::BuildInfo| info.started.or(info.completed);
     let this = when(&build.build)?;
@@ -138,9 +138,13 @@ pub async fn run(
     );
     let mut build = records.build;
     build.problems.extend(external.problems);
+    // Only a baseline the user named: a search picks the newest report of the default
+    // branch, which a pull request's slower build may well predate.
+    let named = matches!(settings.baseline, BaselineChoice::File { .. });
     if let Some(problem) = external
         .baseline
         .as_ref()
+        .filter(|_| named)
         .and_then(|baseline| baseline_newer(&build, baseline))
     {
         warnings.push(Warning::Problem(problem.clone()));
