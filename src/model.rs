@@ -151,6 +151,9 @@ pub struct Step {
     /// hit in a plain log, which shows layer downloads but no `CACHED` line).
     #[serde(default, skip_serializing_if = "is_false")]
     pub status_inferred: bool,
+    /// Where the status was read when that view is coarser than BuildKit's own record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_source: Option<StatusSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,6 +196,15 @@ pub struct Step {
     pub baseline_duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transition: Option<Transition>,
+}
+
+/// A view of the build coarser than BuildKit's record that a step's status was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatusSource {
+    /// The `--progress=tty` display: no vertex digests, names cut at the terminal's width,
+    /// durations in tenths of seconds, and `CACHED` shown only while the step resolves.
+    Tty,
 }
 
 /// How a step changed against the baseline build.

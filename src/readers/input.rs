@@ -10,10 +10,10 @@ use std::fmt;
 use std::io::{BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use crate::readers::detect::{self, PREFIX_BYTES};
+use crate::readers::detect;
 use crate::readers::{
     Fragment, InputFormat, READ_BUFFER_BYTES, ReadError, ReadOptions, dockerbuild, finish,
-    is_progress, read_file, read_json, read_json_value, read_progress,
+    is_progress, read_file, read_json, read_json_value, read_progress, records,
 };
 
 /// How standard input is named in messages and in the report.
@@ -80,23 +80,16 @@ pub fn read_stream(
     format: Option<InputFormat>,
     options: &ReadOptions,
 ) -> Result<(InputFormat, Fragment), ReadError> {
-    let io = |source| ReadError::Io {
-        path: name.to_string(),
-        source,
+    let (format, seen) = match format.or(options.forced_format) {
+        Some(format) => (format, Vec::new()),
+        None => detect::detect_read(&mut reader, name, true)?,
     };
-    let mut prefix = Vec::with_capacity(PREFIX_BYTES);
-    reader
-        .by_ref()
-        .take(PREFIX_BYTES as u64)
-        .read_to_end(&mut prefix)
-        .map_err(io)?;
-    let format = match format.or(options.forced_format) {
-        Some(format) => format,
-        None => detect::detect_prefix(&prefix, name)?,
-    };
-    let whole = Cursor::new(prefix).chain(reader);
+    let whole = Cursor::new(seen).chain(reader);
     let fragment = match format {
         InputFormat::Dockerbuild => read_bundle_stream(whole, name, options)?,
+        InputFormat::Metadata | InputFormat::Provenance => {
+            records::read_record_reader(whole, name, format, options)?
+        }
         format if is_progress(format) => Fragment {
             build: read_progress(
                 format,

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod dockerbuild;
 pub mod error;
 pub mod input;
+pub mod line_clean;
 pub mod merge;
 pub mod order;
 pub mod plain;
@@ -20,6 +21,7 @@ pub mod provenance;
 pub mod rawjson;
 pub mod records;
 pub mod solve_status;
+pub mod tty;
 pub mod vertex_name;
 
 use std::fs::File;
@@ -143,6 +145,9 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(InputFormat, Fra
     let open = || File::open(path).map_err(|e| ReadError::io(path, e));
     let fragment = match format {
         InputFormat::Dockerbuild => dockerbuild::read_bundle(path, options.record_ref.as_deref())?,
+        InputFormat::Metadata | InputFormat::Provenance => {
+            records::read_record_file(path, format, options)?
+        }
         format if is_progress(format) => Fragment {
             build: read_progress(
                 format,
@@ -159,7 +164,10 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(InputFormat, Fra
 
 /// Progress logs: read as they stream, never held whole.
 fn is_progress(format: InputFormat) -> bool {
-    matches!(format, InputFormat::Rawjson | InputFormat::Plain)
+    matches!(
+        format,
+        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Tty
+    )
 }
 
 /// Runs the reader of a progress log ([`is_progress`]) over `reader`; `name` names the input.
@@ -172,6 +180,7 @@ fn read_progress(
     match format {
         InputFormat::Rawjson => rawjson::read_rawjson(reader, name),
         InputFormat::Plain => plain::read_plain(reader, name),
+        InputFormat::Tty => tty::read_tty(reader, name),
         other => Err(ReadError::Malformed {
             path: name.to_string(),
             detail: format!("{} input is not a progress log", other.name()),
@@ -232,12 +241,17 @@ pub fn read_json_value(
         detail,
     };
     match format {
-        InputFormat::Metadata => {
-            records::read_metadata(&value, options.bake_target.as_deref()).map_err(malformed)
+        InputFormat::Metadata => records::read_metadata(&value, options.bake_target.as_deref())
+            .map_err(|e| malformed(e.to_string())),
+        InputFormat::Provenance => {
+            records::read_provenance(&value).map_err(|e| malformed(e.to_string()))
         }
-        InputFormat::Provenance => records::read_provenance(&value).map_err(malformed),
-        InputFormat::History => records::read_history_record(&value).map_err(malformed),
-        InputFormat::HistoryInspect => records::read_history_inspect(&value).map_err(malformed),
+        InputFormat::History => {
+            records::read_history_record(&value).map_err(|e| malformed(e.to_string()))
+        }
+        InputFormat::HistoryInspect => {
+            records::read_history_inspect(&value).map_err(|e| malformed(e.to_string()))
+        }
         InputFormat::Report => match crate::report::load::from_value(value, path) {
             Ok(report) => Ok(Fragment {
                 build: report.build,
@@ -245,8 +259,11 @@ pub fn read_json_value(
             }),
             Err(e) => Err(malformed(e.detail())),
         },
-        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Dockerbuild => Err(malformed(
-            format!("{} input is not a single JSON record", format.name()),
-        )),
+        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Tty | InputFormat::Dockerbuild => {
+            Err(malformed(format!(
+                "{} input is not a single JSON record",
+                format.name()
+            )))
+        }
     }
 }

@@ -129,11 +129,10 @@ fn given(
     records: &[PathBuf],
     target: Option<&str>,
 ) -> Result<Vec<Unit>, ConfigError> {
-    // Bake metadata names its targets; a file that is not JSON is the reader's to report.
-    let targets: Vec<BakeTarget> = metadata
-        .and_then(|m| serde_json::from_str(m).ok())
-        .map(|value| bake_targets(&value))
-        .unwrap_or_default();
+    // Bake metadata names its targets; metadata that cannot be read is the reader's to report.
+    let parsed = metadata.map(bake_targets);
+    let readable = matches!(parsed, Some(Ok(_)));
+    let targets: Vec<BakeTarget> = parsed.and_then(Result::ok).unwrap_or_default();
     let names = || {
         targets
             .iter()
@@ -151,7 +150,7 @@ fn given(
             })?;
             vec![found]
         }
-        Some(want) if metadata.is_some() && metadata_is_json(metadata) => {
+        Some(want) if readable => {
             return Err(ConfigError::Target(format!(
                 "`{want}` is given, but the `metadata` input is a single build's, not bake \
                  metadata of several targets"
@@ -209,10 +208,6 @@ fn given(
             )
         })
         .collect())
-}
-
-fn metadata_is_json(metadata: Option<&str>) -> bool {
-    metadata.is_some_and(|m| serde_json::from_str::<serde_json::Value>(m).is_ok())
 }
 
 /// `builder/node/ref` and a bundle's bare `ref` name the same record.
