@@ -106,6 +106,30 @@ fn a_dash_reads_standard_input_whatever_its_format() {
     let report: serde_json::Value = serde_json::from_slice(&combined.stdout).unwrap();
     assert_eq!(report["inputs"].as_array().unwrap().len(), 2);
 
+    // A CI log whose progress starts after more text than detection's first look: piped, it
+    // is found as in a file.
+    let mut pasted = Vec::new();
+    for i in 0..2_000 {
+        pasted.extend_from_slice(
+            format!("step {i}: installing the toolchain, please wait\n").as_bytes(),
+        );
+    }
+    assert!(pasted.len() > 64 * 1024);
+    pasted.extend(std::fs::read(fixture("buildkit-v0.24/p2-deps-first/v2.plain.log")).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ci.log");
+    std::fs::write(&file, &pasted).unwrap();
+    let from_file = json_report(&[&file]);
+    let piped = with_stdin(
+        cachehit().args(["report", "--format", "json", "-"]),
+        &pasted,
+    );
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    let from_stdin: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(from_stdin["steps"], from_file["steps"]);
+    assert_eq!(from_stdin["inputs"][0]["format"], "plain");
+    assert!(!from_file["steps"].as_array().unwrap().is_empty());
+
     // The baseline of `compare` can be piped too.
     let dir = tempfile::tempdir().unwrap();
     let v1 = report_file(
