@@ -6,14 +6,15 @@
 //! (`dockerfile`) and gates (`gates`) are later stages of the pipeline, over the report.
 
 pub mod audit;
+pub mod causes;
 pub mod compare;
 pub mod context;
+pub mod cost;
 pub mod diagnose;
 pub mod dockerfile;
 pub mod gates;
 pub mod gha_cache;
 pub mod matching;
-pub mod rebuild;
 pub mod summary;
 
 use crate::model::{Build, PlatformImage};
@@ -42,6 +43,9 @@ pub struct Facts {
     pub context: Option<ContextEvidence>,
     /// The repository's GitHub Actions cache, when the build uses `type=gha`.
     pub gha_cache: Option<GhaCache>,
+    /// The Dockerfile's text, where one was given: each step's instruction before BuildKit
+    /// expanded its arguments, and the `ARG`s in scope, for the causes.
+    pub dockerfile: Option<String>,
 }
 
 /// An earlier build's report and where it came from (a path, an artifact, a release asset).
@@ -68,7 +72,7 @@ pub fn analyze(build: Build) -> Report {
 
 /// The report over every fact: sizes from the image sources, why each step was rebuilt,
 /// whether cache imports delivered, the summary, the comparison with the baseline and the
-/// pull cost, and the findings with all that evidence.
+/// pull cost, what the cache cost and saved, and the findings with all that evidence.
 pub fn analyze_facts(facts: Facts) -> Report {
     let Facts {
         mut build,
@@ -78,6 +82,7 @@ pub fn analyze_facts(facts: Facts) -> Report {
         baseline_image,
         context,
         gha_cache,
+        dockerfile,
     } = facts;
     if let Some(images) = image.filter(|images| !images.is_empty()) {
         build.images = images;
@@ -89,8 +94,7 @@ pub fn analyze_facts(facts: Facts) -> Report {
             }
         }
     }
-    rebuild::explain_rebuilds(&mut build);
-    rebuild::judge_cache_imports(&mut build);
+    causes::judge_cache_imports(&mut build);
     let summary = summary::summarize(&build);
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -107,29 +111,72 @@ pub fn analyze_facts(facts: Facts) -> Report {
         }
         baseline
     });
+    let written = dockerfile.as_deref().map(dockerfile::written_steps);
+    let knowledge = causes::Knowledge {
+        dockerfile: written.as_ref(),
+        context: context.as_ref().map(|c| c as &dyn causes::ContextFiles),
+    };
     match (&baseline, &baseline_image) {
         (Some(baseline), _) => {
-            compare::compare(&mut report, &baseline.report, &baseline.source);
+            explain_and_compare(
+                &mut report,
+                Some((&baseline.report, &baseline.source)),
+                knowledge,
+                context.as_ref(),
+            );
         }
-        (None, Some(images)) => {
-            let cost = compare::pull_cost(&report.build.images, images);
-            report.summary.pull_bytes = compare::upgrade_bytes(&cost);
+        (None, images) => {
+            explain_and_compare(&mut report, None, knowledge, None);
+            if let Some(images) = images {
+                let cost = compare::pull_cost(&report.build.images, images);
+                report.summary.pull_bytes = compare::upgrade_bytes(&cost);
+            }
         }
-        (None, None) => {}
     }
-    if let Some(comparison) = &mut report.comparison {
-        comparison.context = context;
-    }
-    report.diagnoses = diagnose::diagnose(&report, baseline.as_ref().map(|b| &b.report));
     report
 }
 
 /// Compares a report already analysed without a baseline with `baseline`, and redoes the
-/// findings with that evidence: what [`analyze_facts`] does given the baseline, for callers
-/// that hold the report rather than the build (tests, the comparison benchmark).
+/// causes and findings with that evidence: what [`analyze_facts`] does given the baseline, for
+/// callers that hold the report rather than the build (tests, the comparison benchmark).
 pub fn analyze_against(report: &mut Report, baseline: &Report, baseline_source: &str) {
-    compare::compare(report, baseline, baseline_source);
-    report.diagnoses = diagnose::diagnose(report, Some(baseline));
+    explain_and_compare(
+        report,
+        Some((baseline, baseline_source)),
+        causes::Knowledge::default(),
+        None,
+    );
+}
+
+/// Why each step was rebuilt, the comparison, what the cache cost, and the findings: every
+/// stage that depends on the baseline.
+fn explain_and_compare(
+    report: &mut Report,
+    baseline: Option<(&Report, &str)>,
+    knowledge: causes::Knowledge<'_>,
+    context: Option<&ContextEvidence>,
+) {
+    let matches = baseline.map(|(b, _)| matching::match_steps(&report.build.steps, &b.build.steps));
+    let previous = baseline
+        .zip(matches.as_deref())
+        .map(|((b, _), matches)| causes::Previous {
+            build: &b.build,
+            matches,
+        });
+    causes::explain(&mut report.build, previous, knowledge);
+    if let (Some((baseline, source)), Some(matches)) = (baseline, &matches) {
+        compare::compare_matched(report, baseline, source, matches);
+        if let Some(comparison) = &mut report.comparison {
+            comparison.context = context.cloned();
+        }
+    }
+    cost::carry_build_times(&mut report.build, previous);
+    cost::summarize(report);
+    report.diagnoses = diagnose::diagnose_matched(
+        report,
+        baseline.map(|(b, _)| b),
+        matches.as_deref().unwrap_or_default(),
+    );
 }
 
 #[cfg(test)]

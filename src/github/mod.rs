@@ -1,7 +1,7 @@
 //! GitHub protocol: the runner contract (`runner`), the REST client (`api`) and its errors
-//! (`error`), the sticky comment's marker and lookup (`comment`, `key`), and the baseline
-//! search (`baseline`), the Actions cache (`actions_cache`). What the action writes through
-//! them is in `sinks`.
+//! (`error`), the sticky comment's marker and lookup (`comment`, `key`), the baseline
+//! search (`baseline`), build records uploaded as artifacts (`records`), and the Actions cache
+//! (`actions_cache`). What the action writes through them is in `sinks`.
 
 pub mod actions_cache;
 pub mod api;
@@ -9,4 +9,5 @@ pub mod baseline;
 pub mod comment;
 pub mod error;
 pub mod key;
+pub mod records;
 pub mod runner;

@@ -5,7 +5,7 @@
 //! comment marker.
 
 use crate::model::Transition;
-use crate::render::{bytes, duration, percent, status_label, summary_line, title, why};
+use crate::render::{bytes, cache_time, duration, percent, status_label, summary_line, title, why};
 use crate::report::{Report, Severity};
 
 /// Escapes text for a markdown table cell or paragraph.
@@ -214,6 +214,9 @@ fn details(report: &Report) -> String {
         }
         body.push_str(&line);
         body.push('\n');
+    }
+    if let Some(time) = cache_time(report) {
+        body.push_str(&format!("- cache time: {time}\n"));
     }
     if let Some(c) = &report.comparison {
         body.push_str(&format!("- compared with `{}`", code(&c.baseline_source)));

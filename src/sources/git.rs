@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use gix::ObjectId;
 
 use crate::analysis::context::{
-    ChangedFile, ContextChanges, ContextEvidence, ContextUnknown, DockerIgnore,
+    ChangedFile, ContextChanges, ContextEvidence, ContextUnknown, DockerIgnore, MAX_ROOT_ENTRIES,
 };
 
 /// Where the build context is.
@@ -102,6 +102,14 @@ fn changes(
     let mut reader = reader;
     let old = reader.subtree(from_tree, &context)?;
     let new = reader.subtree(to_tree, &context)?;
+    let root_entries: Vec<String> = match new {
+        Some(tree) => reader
+            .entries(tree)?
+            .into_keys()
+            .take(MAX_ROOT_ENTRIES)
+            .collect(),
+        None => Vec::new(),
+    };
     let mut paths = Vec::new();
     reader.diff("", old, new, &mut paths)?;
     paths.sort();
@@ -125,6 +133,7 @@ fn changes(
         files,
         truncated,
         git_folder_in_context,
+        root_entries,
     })
 }
 

@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::causes::ContextFiles;
 use crate::model::Step;
 
 pub use patterns::DockerIgnore;
@@ -51,7 +52,15 @@ pub struct ContextChanges {
     /// it out: a context sent from the checkout (`docker build .`) changes with every commit.
     #[serde(default, skip_serializing_if = "crate::model::is_false")]
     pub git_folder_in_context: bool,
+    /// The names tracked at the context root in this build's commit (at most
+    /// [`MAX_ROOT_ENTRIES`]): a source outside them is made during the job, and its changes
+    /// cannot be seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_entries: Vec<String>,
 }
+
+/// Root names kept in [`ContextChanges::root_entries`].
+pub const MAX_ROOT_ENTRIES: usize = 10_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangedFile {
@@ -146,6 +155,35 @@ pub fn files_read_by<'c>(step: &Step, changes: &'c ContextChanges) -> Vec<&'c Ch
         .collect()
 }
 
+/// The cause engine's view: the changed files a step reads, `None` when they cannot be
+/// known: the changes are unknown, the step's sources cannot be read from its instruction, a
+/// source is not tracked by Git (made during the job), or a whole-context copy saw no tracked
+/// change (files made during the job, or a `.git` folder sent with the context, are not seen).
+impl ContextFiles for ContextEvidence {
+    fn changed_files_read_by(&self, step: &Step) -> Option<Vec<String>> {
+        let changes = self.known()?;
+        let sources = context_sources(step)?;
+        let untracked = !changes.root_entries.is_empty()
+            && sources.sources.iter().any(|s| {
+                let top = s.split('/').next().unwrap_or(s);
+                s != "."
+                    && !patterns::has_wildcards(top)
+                    && !changes.root_entries.iter().any(|e| e == top)
+            });
+        if untracked {
+            return None;
+        }
+        let files: Vec<String> = files_read_by(step, changes)
+            .into_iter()
+            .map(|f| f.path.clone())
+            .collect();
+        if files.is_empty() && (changes.truncated || sources.whole_context()) {
+            return None;
+        }
+        Some(files)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +202,7 @@ mod tests {
                 .collect(),
             truncated: false,
             git_folder_in_context: false,
+            root_entries: vec!["README.md".into(), "requirements.txt".into(), "src".into()],
         }
     }
 
@@ -201,6 +240,27 @@ mod tests {
         );
         assert!(files_read_by(&step("COPY --from=build /out /app"), &changed).is_empty());
         assert!(files_read_by(&step("RUN make"), &changed).is_empty());
+    }
+
+    #[test]
+    fn the_cause_engine_is_told_only_what_git_can_see() {
+        let changed = changes(&[("README.md", false), ("src/app.py", false)]);
+        let evidence = ContextEvidence::Known(changed);
+        let read = |instruction: &str| evidence.changed_files_read_by(&step(instruction));
+        assert_eq!(
+            read("COPY src /app/src"),
+            Some(vec!["src/app.py".to_string()])
+        );
+        assert_eq!(read("COPY requirements.txt ."), Some(vec![]));
+        // `dist` is not tracked: made during the job, its changes are not seen.
+        assert_eq!(read("COPY dist /app/dist"), None);
+        let quiet = ContextEvidence::Known(changes(&[]));
+        // A whole-context copy with no tracked change may still read untracked files.
+        assert_eq!(quiet.changed_files_read_by(&step("COPY . .")), None);
+        let unknown = ContextEvidence::Unknown {
+            reason: ContextUnknown::BaselineHasNoCommit,
+        };
+        assert_eq!(unknown.changed_files_read_by(&step("COPY src /app")), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub(super) fn find(evidence: &Evidence) -> Vec<Diagnosis> {
         .iter()
         .filter(|s| {
             s.status.did_work()
-                && s.rebuild_reason == Some(RebuildReason::ContextChanged)
+                && matches!(s.rebuild_reason, Some(RebuildReason::ContextChanged { .. }))
                 && !evidence.explained.contains(&s.stage)
                 && context_sources(s).is_some()
         })
