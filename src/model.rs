@@ -534,6 +534,13 @@ pub struct BuildInfo {
     pub vcs_revision: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vcs_source: Option<String>,
+    /// The commit whose tree was built, and its ref (`refs/heads/main`, `refs/tags/v1.2.0`):
+    /// from the runner (`GITHUB_SHA`, `GITHUB_REF`), the build context's repository, or the
+    /// provenance revision. The next release's context diff starts from this commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
     /// BuildKit's own counters from a history record, for cross-checking.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buildkit_cached_vertices: Option<u32>,

@@ -49,6 +49,7 @@ fn action_yml_declares_every_input_and_output_documented() {
         "comment-key",
         "fail-on",
         "dockerfile",
+        "context",
         "artifact-name",
         "report-path",
     ];

@@ -104,6 +104,7 @@ fn the_action_reads_every_declared_input_and_writes_every_declared_output() {
             "comment-key" => "contract".into(),
             "fail-on" => "rebuilt>1000".into(),
             "dockerfile" => "Dockerfile".into(),
+            "context" => ".".into(),
             "artifact-name" => "cachehit-report".into(),
             "report-path" => "reports/cachehit.json".into(),
             // Bake and the artifact mode have tests of their own: empty is their default.

@@ -235,3 +235,97 @@ fn the_validator_rejects_what_the_schema_forbids() {
         "{errors:?}"
     );
 }
+
+/// Evidence from outside the records (context changes, the Actions cache) as the report
+/// holds it, with every state the schema documents.
+#[test]
+fn context_changes_and_the_actions_cache_conform_to_the_schema() {
+    use cachehit::analysis::context::{
+        ChangedFile, ContextChanges, ContextEvidence, ContextUnknown,
+    };
+    use cachehit::analysis::gha_cache::{CacheEntry, CacheListing, GhaRun, summarize};
+    use cachehit::analysis::{Baseline, Facts, analyze, analyze_facts};
+    use cachehit::readers::{ReadOptions, read_inputs};
+
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/report-schema.json")).unwrap(),
+    )
+    .unwrap();
+    let defs = schema["$defs"].clone();
+    let scenario = root().join("tests/fixtures/buildkit-v0.24/p1-copy-before-deps");
+    let read = |release: &str| {
+        read_inputs(
+            &[scenario.join(format!("{release}.rawjson"))],
+            &ReadOptions::default(),
+        )
+        .unwrap()
+    };
+    let known = ContextEvidence::Known(ContextChanges {
+        from_commit: "1".repeat(40),
+        to_commit: "2".repeat(40),
+        files: vec![
+            ChangedFile {
+                path: "README.md".into(),
+                ignored_by_dockerignore: false,
+            },
+            ChangedFile {
+                path: "docs/a.md".into(),
+                ignored_by_dockerignore: true,
+            },
+        ],
+        truncated: true,
+        git_folder_in_context: true,
+        root_entries: vec!["README.md".into(), "docs".into()],
+    });
+    let unknown = ContextEvidence::Unknown {
+        reason: ContextUnknown::CommitMissing {
+            commit: "1".repeat(40),
+            shallow: true,
+        },
+    };
+    let cache = summarize(
+        CacheListing {
+            entries: vec![
+                CacheEntry {
+                    key: "index-buildkit-1-4f2a9c1e".into(),
+                    git_ref: "refs/heads/main".into(),
+                    size_in_bytes: 9_000,
+                    last_accessed_at: Some("2026-11-20T10:00:00Z".parse().unwrap()),
+                },
+                CacheEntry {
+                    key: "buildkit-blob-1-sha256:00".into(),
+                    git_ref: "refs/heads/main".into(),
+                    size_in_bytes: 25_000_000,
+                    last_accessed_at: None,
+                },
+            ],
+            truncated: true,
+            usage_bytes: Some(25_009_000),
+            usage_entries: Some(2),
+        },
+        GhaRun {
+            git_ref: Some("refs/tags/v2".into()),
+            default_branch: Some("refs/heads/main".into()),
+            base_ref: None,
+        },
+        vec!["buildkit".into()],
+        "2026-11-21T10:00:00Z".parse().unwrap(),
+    );
+    for context in [known, unknown] {
+        let report = analyze_facts(Facts {
+            baseline: Some(Baseline {
+                report: analyze(read("v1")),
+                source: "v1.json".into(),
+            }),
+            context: Some(context),
+            gha_cache: Some(cache.clone()),
+            ..Facts::from(read("v2"))
+        });
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["comparison"]["context"].is_object());
+        assert!(json["gha_cache"].is_object());
+        let mut errors = Vec::new();
+        validate(&schema, &json, &defs, "$", &mut errors);
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+}

@@ -8,15 +8,19 @@
 pub mod audit;
 pub mod causes;
 pub mod compare;
+pub mod context;
 pub mod cost;
 pub mod diagnose;
 pub mod dockerfile;
 pub mod gates;
+pub mod gha_cache;
 pub mod matching;
 pub mod summary;
 
 use crate::model::{Build, PlatformImage};
 use crate::report::{Generator, Report, SCHEMA_VERSION};
+use context::ContextEvidence;
+use gha_cache::GhaCache;
 
 /// Everything the analysis of one build looks at.
 #[derive(Clone, Debug, Default)]
@@ -34,6 +38,11 @@ pub struct Facts {
     /// The previous release's image as a registry serves it: its layers stand for the
     /// baseline's in the pull cost, with or without a baseline report.
     pub baseline_image: Option<Vec<PlatformImage>>,
+    /// The build-context files changed since the baseline's commit, or why they are unknown;
+    /// `None` when nobody asked (no baseline, no repository to read).
+    pub context: Option<ContextEvidence>,
+    /// The repository's GitHub Actions cache, when the build uses `type=gha`.
+    pub gha_cache: Option<GhaCache>,
     /// The Dockerfile's text, where one was given: each step's instruction before BuildKit
     /// expanded its arguments, and the `ARG`s in scope, for the causes.
     pub dockerfile: Option<String>,
@@ -71,6 +80,8 @@ pub fn analyze_facts(facts: Facts) -> Report {
         engine_step_bytes,
         baseline,
         baseline_image,
+        context,
+        gha_cache,
         dockerfile,
     } = facts;
     if let Some(images) = image.filter(|images| !images.is_empty()) {
@@ -92,6 +103,7 @@ pub fn analyze_facts(facts: Facts) -> Report {
         summary,
         diagnoses: Vec::new(),
         comparison: None,
+        gha_cache,
     };
     let baseline = baseline.map(|mut baseline| {
         if let Some(images) = &baseline_image {
@@ -102,7 +114,7 @@ pub fn analyze_facts(facts: Facts) -> Report {
     let written = dockerfile.as_deref().map(dockerfile::written_steps);
     let knowledge = causes::Knowledge {
         dockerfile: written.as_ref(),
-        ..causes::Knowledge::default()
+        context: context.as_ref().map(|c| c as &dyn causes::ContextFiles),
     };
     match (&baseline, &baseline_image) {
         (Some(baseline), _) => {
@@ -110,10 +122,11 @@ pub fn analyze_facts(facts: Facts) -> Report {
                 &mut report,
                 Some((&baseline.report, &baseline.source)),
                 knowledge,
+                context.as_ref(),
             );
         }
         (None, images) => {
-            explain_and_compare(&mut report, None, knowledge);
+            explain_and_compare(&mut report, None, knowledge, None);
             if let Some(images) = images {
                 let cost = compare::pull_cost(&report.build.images, images);
                 report.summary.pull_bytes = compare::upgrade_bytes(&cost);
@@ -131,6 +144,7 @@ pub fn analyze_against(report: &mut Report, baseline: &Report, baseline_source: 
         report,
         Some((baseline, baseline_source)),
         causes::Knowledge::default(),
+        None,
     );
 }
 
@@ -140,6 +154,7 @@ fn explain_and_compare(
     report: &mut Report,
     baseline: Option<(&Report, &str)>,
     knowledge: causes::Knowledge<'_>,
+    context: Option<&ContextEvidence>,
 ) {
     let matches = baseline.map(|(b, _)| matching::match_steps(&report.build.steps, &b.build.steps));
     let previous = baseline
@@ -151,6 +166,9 @@ fn explain_and_compare(
     causes::explain(&mut report.build, previous, knowledge);
     if let (Some((baseline, source)), Some(matches)) = (baseline, &matches) {
         compare::compare_matched(report, baseline, source, matches);
+        if let Some(comparison) = &mut report.comparison {
+            comparison.context = context.cloned();
+        }
     }
     cost::carry_build_times(&mut report.build, previous);
     cost::summarize(report);

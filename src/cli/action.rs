@@ -17,13 +17,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::analysis::gates::{GateSyntaxError, parse_gates};
+use crate::analysis::gha_cache::GhaRun;
 use crate::github::api::{GitHub, RetryPolicy};
 use crate::github::baseline::{AutoQuery, report_file_name};
 use crate::github::records::{RecordRun, pull_request_of_run};
 use crate::github::runner::{Runner, pull_request_number, triggering_run_id};
 use crate::pipeline::{
-    self, BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, Outcome,
-    RegistryAccess, Settings,
+    self, BaselineChoice, CredentialPolicy, DockerfileSource, EvidenceSources, GitIdentity,
+    ImageSources, Outcome, RegistryAccess, Settings,
 };
 use crate::readers::ReadOptions;
 use crate::render::github::Section;
@@ -31,6 +32,7 @@ use crate::sinks::outputs::Reported;
 use crate::sinks::pr_comment::{self, CommentMode};
 use crate::sinks::workflow_log::{self, error, warning};
 use crate::sinks::{job_summary, outputs, report_file};
+use crate::sources::git::ContextLocation;
 use units::{RecordSource, Unit};
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +62,7 @@ struct ActionInputs {
     comment_key: Option<String>,
     fail_on: Vec<String>,
     dockerfile: Option<String>,
+    context: Option<String>,
     artifact_name: Option<String>,
     report_path: Option<String>,
 }
@@ -79,6 +82,7 @@ impl ActionInputs {
             comment_key: runner.input("comment-key"),
             fail_on: runner.input_list("fail-on"),
             dockerfile: runner.input("dockerfile"),
+            context: runner.input("context"),
             artifact_name: runner.input("artifact-name"),
             report_path: runner.input("report-path"),
         }
@@ -235,6 +239,7 @@ fn resolve(
                 required: false,
             }),
             gates,
+            evidence: evidence_sources(runner, &event, inputs.context.as_deref(), &dockerfile),
         },
         source,
         target: inputs.target,
@@ -246,6 +251,37 @@ fn resolve(
         event,
         folder,
     })
+}
+
+/// The workspace's repository for the context changes, the runner's commit and ref, and the
+/// refs this run can restore GitHub Actions caches from.
+fn evidence_sources(
+    runner: &Runner,
+    event: &serde_json::Value,
+    context: Option<&str>,
+    dockerfile: &str,
+) -> EvidenceSources {
+    let branch = |name: &str| format!("refs/heads/{name}");
+    EvidenceSources {
+        context: Some(ContextLocation {
+            context_dir: runner.resolve(context.unwrap_or(".")),
+            dockerfile: Some(runner.resolve(dockerfile)),
+        }),
+        // The commit GitHub checked out and built: on pull_request events the merge commit,
+        // as actions/checkout and build-push-action's Git context both build it.
+        git: GitIdentity {
+            commit: runner.var("GITHUB_SHA"),
+            git_ref: runner.git_ref(),
+        },
+        gha: Some(GhaRun {
+            git_ref: runner.git_ref(),
+            default_branch: event
+                .pointer("/repository/default_branch")
+                .and_then(serde_json::Value::as_str)
+                .map(branch),
+            base_ref: runner.var("GITHUB_BASE_REF").as_deref().map(branch),
+        }),
+    }
 }
 
 /// Where the build records come from: the inputs, or a run's build-record artifacts

@@ -6,11 +6,13 @@ use anyhow::bail;
 
 use crate::analysis::gates::{Gate, parse_gates};
 use crate::pipeline::{
-    BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, RegistryAccess, Settings,
+    BaselineChoice, CredentialPolicy, DockerfileSource, EvidenceSources, ImageSources,
+    RegistryAccess, Settings,
 };
 use crate::readers::input::STDIN_NAME;
 use crate::readers::{Input, InputFormat, ReadOptions};
 use crate::sinks::terminal::Format;
+use crate::sources::git::ContextLocation;
 use crate::sources::registry::Credentials;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +71,10 @@ pub struct CheckArgs {
     /// The Dockerfile, to point steps and findings at their lines when the records do not.
     #[arg(long, value_name = "PATH")]
     pub dockerfile: Option<PathBuf>,
+    /// The build context folder in its Git checkout: records this build's commit and, against
+    /// a baseline that records its commit, which context files each COPY/ADD read changed.
+    #[arg(long, value_name = "DIR")]
+    pub context: Option<PathBuf>,
     #[command(flatten)]
     pub images: ImageArgs,
 }
@@ -163,6 +169,19 @@ pub fn settings(
             required: true,
         }),
         gates,
+        evidence: EvidenceSources {
+            context: checks.context.as_ref().map(|dir| ContextLocation {
+                context_dir: dir.clone(),
+                // Docker's default: the Dockerfile at the context root.
+                dockerfile: Some(
+                    checks
+                        .dockerfile
+                        .clone()
+                        .unwrap_or_else(|| dir.join("Dockerfile")),
+                ),
+            }),
+            ..EvidenceSources::default()
+        },
     })
 }
 

@@ -1,5 +1,6 @@
 //! GitHub REST calls cachehit makes, over octocrab's authenticated client: the sticky
-//! pull-request comment and the baseline search (artifacts, runs, releases).
+//! pull-request comment, the baseline search (artifacts, runs, releases) and the Actions
+//! cache (usage and entries).
 //!
 //! Requests go out raw so that every status code, `Link` header and rate-limit header is
 //! handled here, as GitHub documents them: a request is never repeated before the
@@ -16,6 +17,8 @@ use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use serde_json::Value;
 
+use crate::analysis::gha_cache::{CacheEntry, CacheListing};
+use crate::github::actions_cache::{ActionsCacheApi, CacheUsage};
 use crate::github::baseline::{ArtifactInfo, BaselineApi, ReleaseAsset, ReleaseInfo, RunInfo};
 pub use crate::github::error::{ApiError, ApiErrorKind};
 use crate::github::records::{PullInfo, RecordApi};
@@ -611,6 +614,59 @@ impl BaselineApi for GitHub {
         let url = self.repo_url(&format!("/releases/assets/{asset_id}"));
         self.download(&url, "downloading the baseline release asset")
             .await
+    }
+}
+
+impl ActionsCacheApi for GitHub {
+    async fn actions_cache_usage(&self) -> Result<CacheUsage, ApiError> {
+        let url = self.repo_url("/actions/cache/usage");
+        let usage = self
+            .send(Method::Get, &url, None, "reading the Actions cache usage")
+            .await?
+            .json();
+        Ok(CacheUsage {
+            bytes: usage
+                .get("active_caches_size_in_bytes")
+                .and_then(Value::as_u64),
+            entries: usage.get("active_caches_count").and_then(Value::as_u64),
+        })
+    }
+
+    async fn list_actions_caches(&self, max_pages: u32) -> Result<CacheListing, ApiError> {
+        let mut url = Some(
+            self.repo_url("/actions/caches?per_page=100&sort=last_accessed_at&direction=desc"),
+        );
+        let mut listing = CacheListing::default();
+        let mut pages = 0;
+        while let Some(next) = url.take() {
+            if pages == max_pages {
+                listing.truncated = true;
+                break;
+            }
+            pages += 1;
+            let response = self
+                .send(Method::Get, &next, None, "listing the Actions caches")
+                .await?;
+            let page = response.json();
+            let entries = page
+                .get("actions_caches")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    ApiError::transport("listing the Actions caches", "no `actions_caches` list")
+                })?;
+            listing.entries.extend(entries.iter().filter_map(|entry| {
+                Some(CacheEntry {
+                    key: text_at(entry, "/key")?,
+                    git_ref: text_at(entry, "/ref").unwrap_or_default(),
+                    size_in_bytes: entry.get("size_in_bytes").and_then(Value::as_u64)?,
+                    last_accessed_at: text_at(entry, "/last_accessed_at")
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc)),
+                })
+            }));
+            url = next_link(&response.headers);
+        }
+        Ok(listing)
     }
 }
 

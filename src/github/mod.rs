@@ -1,7 +1,9 @@
 //! GitHub protocol: the runner contract (`runner`), the REST client (`api`) and its errors
 //! (`error`), the sticky comment's marker and lookup (`comment`, `key`), the baseline
-//! search (`baseline`), and build records uploaded as artifacts (`records`). What the action writes through them is in `sinks`.
+//! search (`baseline`), build records uploaded as artifacts (`records`), and the Actions cache
+//! (`actions_cache`). What the action writes through them is in `sinks`.
 
+pub mod actions_cache;
 pub mod api;
 pub mod baseline;
 pub mod comment;

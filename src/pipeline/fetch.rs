@@ -1,6 +1,6 @@
 //! Stage 2: facts from outside the records: image layers from registries, per-step sizes from
-//! the local Docker Engine, and the baseline report (a file, or GitHub's artifacts and
-//! releases).
+//! the local Docker Engine, the baseline report (a file, or GitHub's artifacts and
+//! releases), and the repository's GitHub Actions cache when the build uses `type=gha`.
 //!
 //! The lookups are independent and run concurrently. Each is its own function that never
 //! fails the run: it returns what it found or why not, so any of them can be wrapped in a
@@ -10,8 +10,10 @@
 //! within that bound.
 
 use crate::analysis::Baseline;
+use crate::analysis::gha_cache::{GhaCache, GhaRun, gha_scopes};
+use crate::github::actions_cache::{self, ActionsCacheApi, CacheLookupError};
 use crate::github::baseline::{BaselineApi, BaselineOutcome, SearchProblem, find_auto};
-use crate::model::{PlatformImage, Problem, ProblemKind, Step};
+use crate::model::{Build, PlatformImage, Problem, ProblemKind, Step};
 use crate::pipeline::Failure;
 use crate::pipeline::settings::{BaselineChoice, RegistryAccess, Settings};
 use crate::report::load::{self, LoadError};
@@ -31,6 +33,10 @@ pub struct External {
     pub problems: Vec<Problem>,
     /// GitHub errors met looking for the baseline: shown, not recorded in the report.
     pub search_problems: Vec<SearchProblem>,
+    /// The repository's GitHub Actions cache, when the build uses `type=gha`.
+    pub gha_cache: Option<GhaCache>,
+    /// Why the Actions cache could not be read: shown, not recorded in the report.
+    pub gha_cache_problem: Option<CacheLookupError>,
 }
 
 /// Why a registry gave no image.
@@ -48,17 +54,23 @@ pub enum ImageError {
 /// run requires cannot be used.
 pub async fn external_facts(
     settings: &Settings,
-    steps: &[Step],
-    github: Option<&impl BaselineApi>,
+    build: &Build,
+    github: Option<&(impl BaselineApi + ActionsCacheApi)>,
 ) -> Result<External, Failure> {
     let images = &settings.images;
-    let (image, baseline_image, engine, baseline) = tokio::join!(
+    let (image, baseline_image, engine, baseline, gha) = tokio::join!(
         registry_image(images.current.as_deref(), &images.registry),
         registry_image(images.baseline.as_deref(), &images.registry),
-        engine_step_bytes(images.engine.as_deref(), steps),
+        engine_step_bytes(images.engine.as_deref(), &build.steps),
         baseline_report(&settings.baseline, github),
+        gha_cache(settings.evidence.gha.as_ref(), build, github),
     );
     let mut external = External::default();
+    match gha {
+        Some(Ok(cache)) => external.gha_cache = Some(cache),
+        Some(Err(e)) => external.gha_cache_problem = Some(e),
+        None => {}
+    }
     if let (Some(reference), Some(result)) = (&images.current, image) {
         match result {
             Ok(found) => external.image = Some(found),
@@ -122,6 +134,18 @@ pub async fn engine_step_bytes(
 ) -> Option<Result<Vec<Option<u64>>, EngineError>> {
     let image = engine::inspect(name?).await;
     Some(image.map(|image| engine::step_sizes(steps, &image.history)))
+}
+
+/// The repository's Actions cache as it concerns this build; `None` when the build uses no
+/// `type=gha` cache, or the run cannot read it (no run, no GitHub).
+pub async fn gha_cache(
+    run: Option<&GhaRun>,
+    build: &Build,
+    github: Option<&impl ActionsCacheApi>,
+) -> Option<Result<GhaCache, CacheLookupError>> {
+    let (run, github) = (run?, github?);
+    let scopes = gha_scopes(build)?;
+    Some(actions_cache::read(github, run.clone(), scopes).await)
 }
 
 /// The baseline report, or why there is none.

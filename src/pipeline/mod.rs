@@ -2,7 +2,8 @@
 //!
 //! 1. `read`: the build records (and the Dockerfile) → a `model::Build`;
 //! 2. `fetch`: facts from outside the records (registry images, the local engine's image,
-//!    the baseline report), looked up concurrently;
+//!    the baseline report, the GitHub Actions cache), looked up concurrently; then
+//!    `evidence`: this build's commit and the context files changed since the baseline's;
 //! 3. `analysis::analyze_facts`: one analysis over all those facts → the report;
 //! 4. `analysis::dockerfile::locate_lines`: Dockerfile lines the records did not give;
 //! 5. `analysis::gates`: the gates that trip, and those the report holds no evidence for.
@@ -12,6 +13,7 @@
 //! that talk to the network report what they could not get instead of failing, so the
 //! report and every sink still come out.
 
+pub mod evidence;
 pub mod fetch;
 pub mod read;
 pub mod settings;
@@ -20,6 +22,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::analysis::{self, Facts, gates};
+use crate::github::actions_cache::{ActionsCacheApi, CacheLookupError};
 use crate::github::api::GitHub;
 use crate::github::baseline::{BaselineApi, SearchProblem};
 use crate::model::{Build, Problem, ProblemKind};
@@ -28,7 +31,8 @@ use crate::report::Report;
 use crate::report::load::LoadError;
 
 pub use settings::{
-    BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, RegistryAccess, Settings,
+    BaselineChoice, CredentialPolicy, DockerfileSource, EvidenceSources, GitIdentity, ImageSources,
+    RegistryAccess, Settings,
 };
 
 /// For runs without GitHub (the command line): no baseline search.
@@ -51,6 +55,7 @@ pub struct Outcome {
 pub enum Warning {
     Problem(Problem),
     BaselineSearch(SearchProblem),
+    ActionsCache(CacheLookupError),
 }
 
 impl fmt::Display for Warning {
@@ -58,6 +63,7 @@ impl fmt::Display for Warning {
         match self {
             Warning::Problem(p) => write!(f, "{}: {}", p.source, p.message),
             Warning::BaselineSearch(p) => write!(f, "baseline search: {p}"),
+            Warning::ActionsCache(e) => write!(f, "{e}"),
         }
     }
 }
@@ -114,13 +120,19 @@ fn baseline_newer(build: &Build, baseline: &analysis::Baseline) -> Option<Proble
     })
 }
 
-/// Runs every stage once, in order. `github` serves `baseline: auto`.
+/// Runs every stage once, in order. `github` serves `baseline: auto` and the Actions cache.
 pub async fn run(
     settings: &Settings,
-    github: Option<&impl BaselineApi>,
+    github: Option<&(impl BaselineApi + ActionsCacheApi)>,
 ) -> Result<Outcome, Failure> {
-    let records = read::records(settings)?;
-    let external = fetch::external_facts(settings, &records.build.steps, github).await?;
+    let mut records = read::records(settings)?;
+    let external = fetch::external_facts(settings, &records.build, github).await?;
+    let context = evidence::source_facts(
+        &settings.evidence,
+        &mut records.build.build,
+        external.baseline.as_ref(),
+    )
+    .await;
 
     let mut warnings: Vec<Warning> = records
         .build
@@ -136,6 +148,7 @@ pub async fn run(
             .into_iter()
             .map(Warning::BaselineSearch),
     );
+    warnings.extend(external.gha_cache_problem.map(Warning::ActionsCache));
     let mut build = records.build;
     build.problems.extend(external.problems);
     // Only a baseline the user named: a search picks the newest report of the default
@@ -158,6 +171,8 @@ pub async fn run(
         engine_step_bytes: external.engine_step_bytes,
         baseline: external.baseline,
         baseline_image: external.baseline_image,
+        context,
+        gha_cache: external.gha_cache,
         dockerfile: records.dockerfile.clone(),
     });
     // What the comparison found doubtful (a baseline of another image).

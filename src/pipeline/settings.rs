@@ -1,14 +1,16 @@
 //! What one run of the pipeline is asked to do, resolved and validated by the front-end
 //! before any work starts: the inputs, where images come from (and with which credentials),
-//! which baseline, which Dockerfile, which gates.
+//! which baseline, which Dockerfile, where the build context's repository is, which gates.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::analysis::gates::Gate;
+use crate::analysis::gha_cache::GhaRun;
 use crate::github::baseline::AutoQuery;
 use crate::readers::{Input, ReadOptions};
+use crate::sources::git::ContextLocation;
 use crate::sources::registry::Credentials;
 
 #[derive(Clone, Debug)]
@@ -20,6 +22,27 @@ pub struct Settings {
     pub baseline: BaselineChoice,
     pub dockerfile: Option<DockerfileSource>,
     pub gates: Vec<Gate>,
+    pub evidence: EvidenceSources,
+}
+
+/// Where facts about the source come from: the build context's Git repository, this build's
+/// commit, and the run (for the GitHub Actions cache).
+#[derive(Clone, Debug, Default)]
+pub struct EvidenceSources {
+    /// The build context in a Git working tree: this build's commit (its HEAD) and the files
+    /// changed since the baseline's commit.
+    pub context: Option<ContextLocation>,
+    /// This build's commit and ref as the front-end knows them (the runner's); they take
+    /// precedence over the repository's HEAD and the provenance revision.
+    pub git: GitIdentity,
+    /// The run, when the GitHub Actions cache can be read (the action).
+    pub gha: Option<GhaRun>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GitIdentity {
+    pub commit: Option<String>,
+    pub git_ref: Option<String>,
 }
 
 /// Where image layers and sizes come from when the records do not carry them.

@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::analysis::context::ContextEvidence;
+use crate::analysis::gha_cache::GhaCache;
 use crate::model::{Build, Step, StepStatus};
 
 /// Bumped whenever a field changes meaning or disappears. Added fields do not bump it.
@@ -88,6 +90,10 @@ pub enum DiagnosisKind {
     FirstCacheBuild,
     CacheCostsMore,
     LayerNotReproducible,
+    ContextChanged,
+    GhaCacheUsage,
+    GhaCacheRef,
+    GhaCacheSharedScope,
     /// A kind this cachehit does not produce, read from a report another version wrote: kept
     /// as written, so such a report still loads (the schema leaves `kind` open).
     Other(String),
@@ -95,7 +101,7 @@ pub enum DiagnosisKind {
 
 impl DiagnosisKind {
     /// Every kind this cachehit finds, in the order the findings are listed.
-    pub const KNOWN: [DiagnosisKind; 10] = [
+    pub const KNOWN: [DiagnosisKind; 14] = [
         DiagnosisKind::BuildFailed,
         DiagnosisKind::CacheModeMin,
         DiagnosisKind::CacheNotDelivered,
@@ -106,6 +112,10 @@ impl DiagnosisKind {
         DiagnosisKind::BaseImageChanged,
         DiagnosisKind::LayerNotReproducible,
         DiagnosisKind::CacheCostsMore,
+        DiagnosisKind::ContextChanged,
+        DiagnosisKind::GhaCacheUsage,
+        DiagnosisKind::GhaCacheRef,
+        DiagnosisKind::GhaCacheSharedScope,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -120,6 +130,10 @@ impl DiagnosisKind {
             DiagnosisKind::FirstCacheBuild => "first-cache-build",
             DiagnosisKind::CacheCostsMore => "cache-costs-more",
             DiagnosisKind::LayerNotReproducible => "layer-not-reproducible",
+            DiagnosisKind::ContextChanged => "context-changed",
+            DiagnosisKind::GhaCacheUsage => "gha-cache-usage",
+            DiagnosisKind::GhaCacheRef => "gha-cache-ref",
+            DiagnosisKind::GhaCacheSharedScope => "gha-cache-shared-scope",
             DiagnosisKind::Other(kind) => kind,
         }
     }
@@ -241,6 +255,9 @@ pub struct Report {
     /// Present when the build was compared with a baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Comparison>,
+    /// The repository's GitHub Actions cache, read when the build uses `type=gha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gha_cache: Option<GhaCache>,
 }
 
 impl Report {
@@ -289,6 +306,9 @@ pub struct Comparison {
     /// Compressed bytes of remote-cache layers this build downloaded that the baseline did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_pull_bytes: Option<u64>,
+    /// The build-context files changed since the baseline's commit, or why they are unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<ContextEvidence>,
 }
 
 /// Upgrade download for one platform.

@@ -14,6 +14,11 @@
 //!   (`/commits/{sha}/pulls`), forks' included.
 //! - Releases: listed newest first with `Link` pagination; an asset is its JSON metadata,
 //!   or, with `Accept: application/octet-stream`, a 302 to storage.
+//! - Actions cache: the usage (`active_caches_size_in_bytes`, `active_caches_count`) and the
+//!   entries (`total_count`, `actions_caches[]`: `id`, `ref`, `key`, `version`,
+//!   `last_accessed_at`, `created_at`, `size_in_bytes`), filtered by `ref` and `key` prefix,
+//!   sorted by `sort` (`last_accessed_at` by default, `created_at`, `size_in_bytes`) and
+//!   `direction` (`desc` by default), with `Link` pagination.
 //! - Storage: another origin, signed URLs; like S3 or Azure Blob it refuses a request that
 //!   also carries an `Authorization` header, and records every request.
 //! - Error bodies are `{"message", "documentation_url", "status"}`; every API answer carries
@@ -118,6 +123,8 @@ pub struct State {
     /// Oldest first; listed newest first.
     pub releases: Vec<Value>,
     pub blobs: Vec<(String, Vec<u8>)>,
+    /// Actions cache entries, as GitHub lists them.
+    pub caches: Vec<Value>,
     pub failures: VecDeque<Injected>,
     pub tokens: Vec<(String, Identity)>,
     /// `/api/v3` on GitHub Enterprise Server, empty on github.com.
@@ -401,6 +408,20 @@ impl GitHubServer {
             "created_at": "2026-11-20T10:00:00Z", "updated_at": "2026-11-20T10:05:00Z",
             "repository": repository(REPOSITORY_ID),
             "head_repository": repository(head_repository_id)
+        }));
+    }
+
+    /// An Actions cache entry (`key`, `ref` such as `refs/heads/main`, size, last access in
+    /// RFC 3339).
+    pub fn add_cache(&self, key: &str, git_ref: &str, size_in_bytes: u64, last_accessed_at: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.next_id += 1;
+        let id = s.next_id;
+        s.caches.push(json!({
+            "id": id, "ref": git_ref, "key": key,
+            "version": "73885106f58cc52a7df9ec4d4a5622a5614813162cb516c759a30af6bf56e6f0",
+            "last_accessed_at": last_accessed_at, "created_at": last_accessed_at,
+            "size_in_bytes": size_in_bytes
         }));
     }
 
@@ -874,6 +895,40 @@ fn handle(mut request: tiny_http::Request, state: &Arc<Mutex<State>>, origin: &s
                 Some(r) => (200, r.to_string().into_bytes(), vec![]),
                 None => error(404, "Not Found"),
             }
+        }
+        ("GET", ["repos", "o", "r", "actions", "cache", "usage"]) => (
+            200,
+            json!({
+                "full_name": "o/r",
+                "active_caches_size_in_bytes": s.caches.iter().filter_map(|c| c["size_in_bytes"].as_u64()).sum::<u64>(),
+                "active_caches_count": s.caches.len()
+            })
+            .to_string()
+            .into_bytes(),
+            vec![],
+        ),
+        ("GET", ["repos", "o", "r", "actions", "caches"]) => {
+            let git_ref = query_param(&query, "ref");
+            let key = query_param(&query, "key");
+            let mut items: Vec<Value> = s
+                .caches
+                .iter()
+                .filter(|c| git_ref.as_ref().is_none_or(|r| c["ref"] == r.as_str()))
+                .filter(|c| {
+                    key.as_ref()
+                        .is_none_or(|k| c["key"].as_str().is_some_and(|v| v.starts_with(k.as_str())))
+                })
+                .cloned()
+                .collect();
+            let sort = query_param(&query, "sort").unwrap_or_else(|| "last_accessed_at".into());
+            items.sort_by(|a, b| match sort.as_str() {
+                "size_in_bytes" => a[&sort].as_u64().cmp(&b[&sort].as_u64()),
+                _ => a[&sort].as_str().cmp(&b[&sort].as_str()),
+            });
+            if query_param(&query, "direction").as_deref() != Some("asc") {
+                items.reverse();
+            }
+            page(&items, &query, &path, &base, Some("actions_caches"))
         }
         ("GET", ["repos", "o", "r", "releases"]) => {
             let newest_first: Vec<Value> = s.releases.iter().rev().cloned().collect();

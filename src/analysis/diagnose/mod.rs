@@ -13,7 +13,9 @@ mod cache_costs_more;
 mod cache_import_failed;
 mod cache_mode_min;
 mod cache_not_delivered;
+mod context_changed;
 mod first_cache_build;
+mod gha_cache;
 mod layer_not_reproducible;
 
 use std::collections::HashSet;
@@ -69,6 +71,8 @@ pub fn diagnose_matched(
     found.extend(base_image_changed::find(&evidence));
     found.extend(layer_not_reproducible::find(&evidence));
     found.extend(cache_costs_more::find(&evidence));
+    found.extend(context_changed::find(&evidence));
+    found.extend(gha_cache::find(&evidence));
     found
 }
 
