@@ -1,0 +1,290 @@
+//! The output a vertex printed, kept as it arrived (base64 text from rawjson, bytes from a
+//! status log, lines from a plain log) and decoded only for the steps whose last lines the
+//! report shows (failed and canceled ones), once, at the end.
+//!
+//! Each vertex keeps a window of its latest output ([`WINDOW_BYTES`]); all windows together
+//! stay within [`TailBudget`]: under pressure the output of vertices that completed without
+//! error goes first (its lines are never shown), then the oldest.
+
+use std::collections::VecDeque;
+
+/// Lines of output shown per failed step: enough to show why it failed.
+pub(super) const LOG_TAIL_LINES: usize = 20;
+pub(super) const LOG_LINE_MAX_CHARS: usize = 400;
+/// Raw output kept per vertex: 20 lines of up to 2.4 kB each, decoded.
+pub(super) const WINDOW_BYTES: usize = 64 * 1024;
+/// All windows together, before the output of completed vertices is let go.
+pub(super) const SOFT_BUDGET_BYTES: usize = 8 << 20;
+/// All windows together, before the oldest output is let go whatever its vertex.
+pub(super) const HARD_BUDGET_BYTES: usize = 16 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Encoding {
+    /// Standard base64 of the bytes (rawjson `data`).
+    Base64,
+    /// The bytes themselves (status logs, owned updates).
+    Raw,
+    /// One whole line without its newline (plain logs).
+    Line,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct OutputTail {
+    bytes: Vec<u8>,
+    /// Where the kept window starts in `bytes` (the front is dropped in batches).
+    start: usize,
+    chunks: VecDeque<(Encoding, usize)>,
+    /// Output before the window was let go: its first line may be the end of a longer one.
+    cut: bool,
+}
+
+impl OutputTail {
+    pub(super) fn len(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
+    /// Appends a chunk; returns how many bytes the window grew (or shrank, negative).
+    pub(super) fn push(&mut self, encoding: Encoding, data: &[u8]) -> isize {
+        let before = self.bytes.len() - self.start;
+        let data = if data.len() > WINDOW_BYTES {
+            match encoding {
+                // Only the beginning of a line is ever shown.
+                Encoding::Line => &data[..WINDOW_BYTES],
+                // The end of a chunk, on a 4-character boundary so it still decodes.
+                Encoding::Base64 => {
+                    self.cut = true;
+                    let keep = WINDOW_BYTES - WINDOW_BYTES % 4;
+                    let from = data.len() - keep - (data.len() % 4);
+                    &data[from..]
+                }
+                Encoding::Raw => {
+                    self.cut = true;
+                    &data[data.len() - WINDOW_BYTES..]
+                }
+            }
+        } else {
+            data
+        };
+        self.bytes.extend_from_slice(data);
+        self.chunks.push_back((encoding, data.len()));
+        // Let go of whole chunks at the front while the rest still fills the window.
+        while let Some(&(_, len)) = self.chunks.front() {
+            if self.bytes.len() - self.start - len < WINDOW_BYTES {
+                break;
+            }
+            self.chunks.pop_front();
+            self.start += len;
+            self.cut = true;
+        }
+        if self.start > WINDOW_BYTES {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        (self.bytes.len() - self.start) as isize - before as isize
+    }
+
+    /// Lets go of everything; returns the bytes freed.
+    pub(super) fn release(&mut self) -> usize {
+        let freed = self.len();
+        *self = OutputTail {
+            cut: freed > 0 || self.cut,
+            ..OutputTail::default()
+        };
+        freed
+    }
+
+    /// The last lines, each cut to [`LOG_LINE_MAX_CHARS`], then the unfinished last line.
+    pub(super) fn lines(&self) -> Vec<String> {
+        let mut lines = LineTail::default();
+        let mut offset = self.start;
+        for (n, &(encoding, len)) in self.chunks.iter().enumerate() {
+            let data = &self.bytes[offset..offset + len];
+            offset += len;
+            match encoding {
+                Encoding::Line => lines.push_line(&String::from_utf8_lossy(data)),
+                Encoding::Raw => lines.push_data(data, n == 0 && self.cut),
+                Encoding::Base64 => lines.push_data(&decode_base64(data), n == 0 && self.cut),
+            }
+        }
+        let mut out: Vec<String> = lines.lines.into();
+        if !lines.partial.is_empty() {
+            out.push(lines.partial);
+        }
+        out
+    }
+}
+
+/// Line splitting over chunks: complete lines are kept (the last [`LOG_TAIL_LINES`]), the
+/// unfinished one waits for the next chunk.
+#[derive(Default)]
+struct LineTail {
+    lines: VecDeque<String>,
+    partial: String,
+}
+
+impl LineTail {
+    fn push_data(&mut self, data: &[u8], after_cut: bool) {
+        let text = String::from_utf8_lossy(data);
+        let mut pending = std::mem::take(&mut self.partial);
+        if after_cut {
+            // The line the window starts in began before it.
+            pending.push('…');
+        }
+        pending.push_str(&text);
+        let mut lines = pending.split('\n').peekable();
+        while let Some(line) = lines.next() {
+            if lines.peek().is_none() {
+                self.partial = truncate_chars(line, LOG_LINE_MAX_CHARS);
+                break;
+            }
+            self.push_line(line);
+        }
+    }
+
+    fn push_line(&mut self, line: &str) {
+        let line = line.trim_end_matches('\r');
+        if self.lines.len() == LOG_TAIL_LINES {
+            self.lines.pop_front();
+        }
+        self.lines
+            .push_back(truncate_chars(line, LOG_LINE_MAX_CHARS));
+    }
+}
+
+pub(super) fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Go's encoding/json writes `[]byte` as standard padded base64; anything else is kept as
+/// the text it is rather than losing the update.
+pub(super) fn decode_base64(text: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_else(|_| text.to_vec())
+}
+
+/// The windows of all vertices together, and which to let go first.
+#[derive(Debug, Default)]
+pub(super) struct TailBudget {
+    pub(super) total: usize,
+    /// Vertices that completed without error while holding output.
+    completed: VecDeque<u32>,
+    /// Every vertex, in the order its window became non-empty.
+    holders: VecDeque<u32>,
+    /// Windows let go while their vertex was still running.
+    pub(super) dropped_running: u64,
+}
+
+impl TailBudget {
+    pub(super) fn grew(&mut self, vertex: u32, delta: isize, was_empty: bool) {
+        self.total = self.total.saturating_add_signed(delta);
+        if was_empty {
+            self.holders.push_back(vertex);
+        }
+    }
+
+    pub(super) fn completed(&mut self, vertex: u32) {
+        self.completed.push_back(vertex);
+    }
+
+    pub(super) fn over_soft(&self) -> bool {
+        self.total > SOFT_BUDGET_BYTES
+    }
+
+    /// The next vertex whose window to let go, and whether it is still running; `None`
+    /// when the budget holds.
+    pub(super) fn next_to_release(&mut self) -> Option<(u32, bool)> {
+        if self.total > SOFT_BUDGET_BYTES
+            && let Some(vertex) = self.completed.pop_front()
+        {
+            return Some((vertex, false));
+        }
+        if self.total > HARD_BUDGET_BYTES {
+            return self.holders.pop_front().map(|v| (v, true));
+        }
+        None
+    }
+
+    pub(super) fn released(&mut self, freed: usize) {
+        self.total = self.total.saturating_sub(freed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(text: &str) -> Vec<u8> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(text)
+            .into_bytes()
+    }
+
+    #[test]
+    fn lines_span_chunks_of_every_encoding() {
+        let mut tail = OutputTail::default();
+        tail.push(Encoding::Base64, &b64("first li"));
+        tail.push(Encoding::Raw, b"ne\r\nsecond\n");
+        tail.push(Encoding::Line, b"third");
+        tail.push(Encoding::Base64, &b64("unfinished"));
+        assert_eq!(
+            tail.lines(),
+            ["first line", "second", "third", "unfinished"]
+        );
+    }
+
+    #[test]
+    fn only_the_last_lines_are_kept_each_cut_to_its_limit() {
+        let mut tail = OutputTail::default();
+        for n in 0..30 {
+            tail.push(Encoding::Raw, format!("line {n}\n").as_bytes());
+        }
+        tail.push(Encoding::Raw, "x".repeat(1000).as_bytes());
+        let lines = tail.lines();
+        assert_eq!(lines.len(), 21);
+        assert_eq!(lines[0], "line 10");
+        assert_eq!(lines[20].chars().count(), LOG_LINE_MAX_CHARS + 1);
+        assert!(lines[20].ends_with('…'));
+    }
+
+    #[test]
+    fn the_window_is_bounded_and_says_where_it_was_cut() {
+        let mut tail = OutputTail::default();
+        let line = format!("{}\n", "y".repeat(999));
+        for _ in 0..1000 {
+            tail.push(Encoding::Raw, line.as_bytes());
+        }
+        assert!(tail.len() <= WINDOW_BYTES + line.len(), "{}", tail.len());
+        assert!(tail.bytes.capacity() <= 4 * WINDOW_BYTES);
+        let lines = tail.lines();
+        assert_eq!(lines.len(), LOG_TAIL_LINES);
+
+        // One huge chunk keeps its end, on a boundary that still decodes.
+        let mut huge = OutputTail::default();
+        let text = format!("{}\nlast words\n", "z".repeat(3 * WINDOW_BYTES));
+        huge.push(Encoding::Base64, &b64(&text));
+        let lines = huge.lines();
+        assert_eq!(lines.last().map(String::as_str), Some("last words"));
+        assert!(lines[0].starts_with('…'), "{:?}", &lines[0][..10]);
+    }
+
+    #[test]
+    fn the_budget_lets_completed_output_go_first() {
+        let mut budget = TailBudget::default();
+        budget.grew(0, (SOFT_BUDGET_BYTES / 2) as isize, true);
+        budget.grew(1, (SOFT_BUDGET_BYTES / 2) as isize, true);
+        budget.completed(1);
+        assert_eq!(budget.next_to_release(), None);
+        budget.grew(2, 10, true);
+        assert_eq!(budget.next_to_release(), Some((1, false)));
+        budget.released(SOFT_BUDGET_BYTES / 2);
+        assert_eq!(budget.next_to_release(), None);
+        budget.grew(3, HARD_BUDGET_BYTES as isize, true);
+        assert_eq!(budget.next_to_release(), Some((0, true)));
+    }
+}
