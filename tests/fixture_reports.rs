@@ -6,6 +6,9 @@
 //! values: a key the stored report lacks is ignored, so fields added to the report later do
 //! not break the comparison; every stored key must still hold the same value.
 //!
+//! A record that is refused as a whole (a bake stream without a chosen target) has its
+//! error stored instead.
+//!
 //! After an intended change, rewrite them with
 //! `CACHEHIT_UPDATE_EXPECTED=1 cargo test --test fixture_reports` and review the diff.
 
@@ -64,11 +67,16 @@ fn expected_path(fixture: &Path) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// The report, or for a record refused as a whole, the error (`{"error": ...}`).
 fn report_of(fixture: &Path) -> Value {
-    let build = read_inputs(&[fixture.to_path_buf()], &ReadOptions::default())
-        .unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
-    let report = cachehit::analysis::analyze(build);
-    serde_json::from_str(&cachehit::render::json::render(&report)).expect("the report is JSON")
+    match read_inputs(&[fixture.to_path_buf()], &ReadOptions::default()) {
+        Ok(build) => {
+            let report = cachehit::analysis::analyze(build);
+            serde_json::from_str(&cachehit::render::json::render(&report))
+                .expect("the report is JSON")
+        }
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    }
 }
 
 /// Where `actual` differs from `expected`, ignoring keys only `actual` has.

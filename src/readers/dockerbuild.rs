@@ -572,14 +572,113 @@ fn read_head(entry: &mut impl Read, head: &mut [u8; 1]) -> std::io::Result<Optio
     }
 }
 
-type Archive = tar::Archive<GzDecoder<BufReader<File>>>;
+type Archive = tar::Archive<Inflated>;
 
 fn open_tar(path: &Path) -> Result<Archive, BundleError> {
     let file = File::open(path).map_err(BundleError::Open)?;
-    Ok(tar::Archive::new(GzDecoder::new(BufReader::with_capacity(
-        1 << 16,
-        file,
-    ))))
+    Ok(tar::Archive::new(Inflated::spawn(file)))
+}
+
+/// Decompressed bytes of a gzip file, inflated ahead on another thread: decompression is
+/// the larger part of reading a bundle, and it overlaps with decoding this way.
+struct Inflated {
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    /// Emptied chunks go back to the inflating thread, so memory stays at a few chunks.
+    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+/// Bytes per chunk handed from the inflating thread, and chunks in flight.
+const INFLATE_CHUNK_BYTES: usize = 1 << 20;
+const INFLATE_CHUNKS: usize = 4;
+
+impl Inflated {
+    fn spawn(file: File) -> Inflated {
+        let (send, chunks) = std::sync::mpsc::sync_channel(INFLATE_CHUNKS);
+        let (recycle, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(INFLATE_CHUNKS + 2);
+        std::thread::spawn(move || {
+            let mut gzip = GzDecoder::new(BufReader::with_capacity(1 << 16, file));
+            loop {
+                let mut chunk = returned.try_recv().unwrap_or_default();
+                chunk.resize(INFLATE_CHUNK_BYTES, 0);
+                let mut filled = 0;
+                let result = loop {
+                    match gzip.read(&mut chunk[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                chunk.truncate(filled);
+                let last = filled == 0 || result.is_err();
+                let message = match result {
+                    Ok(()) => Ok(chunk),
+                    Err(e) if filled == 0 => Err(e),
+                    Err(e) => {
+                        // Hand over what was inflated, then the error.
+                        if send.send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                        Err(e)
+                    }
+                };
+                // The reader went away (it stopped early): stop inflating.
+                if send.send(message).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Inflated {
+            chunks,
+            recycle,
+            chunk: Vec::new(),
+            at: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for Inflated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let next = match self.chunks.recv() {
+                Ok(next) => next,
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            };
+            let chunk = match next {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            };
+            if chunk.is_empty() {
+                self.done = true;
+                return Ok(0);
+            }
+            let used = std::mem::replace(&mut self.chunk, chunk);
+            let _ = self.recycle.try_send(used);
+            self.at = 0;
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// `[u32 LE length][StatusResponse]...`; stops at the first damaged message, keeping the rest.

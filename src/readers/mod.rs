@@ -87,9 +87,10 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(InputFormat, Fra
     let open = || File::open(path).map_err(|e| ReadError::io(path, e));
     let mut fragment = match format {
         InputFormat::Rawjson => Fragment {
-            build: rawjson::read_rawjson(
+            build: rawjson::read_rawjson_target(
                 BufReader::with_capacity(READ_BUFFER_BYTES, open()?),
                 &name,
+                options.bake_target.as_deref(),
             )?,
             ..Fragment::default()
         },

@@ -481,7 +481,8 @@ impl StatusAccumulator {
     fn release_tails(&mut self) {
         while let Some((vertex, running)) = self.tails.next_to_release() {
             let state = &mut self.vertices[vertex as usize];
-            if !running && !(state.completed && state.error.is_none()) {
+            let completed_ok = state.completed && state.error.is_none();
+            if !running && !completed_ok {
                 continue;
             }
             let freed = state.output.release();

@@ -17,7 +17,7 @@ use crate::readers::solve_status::{
     StatusAccumulator, VertexUpdate, VertexWarning, null_as_default,
 };
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 struct StatusRef<'a> {
     #[serde(borrow, deserialize_with = "null_as_default")]
@@ -28,17 +28,6 @@ struct StatusRef<'a> {
     logs: Vec<LogRef<'a>>,
     #[serde(deserialize_with = "null_as_default")]
     warnings: Vec<VertexWarning>,
-}
-
-impl Default for StatusRef<'_> {
-    fn default() -> Self {
-        StatusRef {
-            vertexes: Vec::new(),
-            statuses: Vec::new(),
-            logs: Vec::new(),
-            warnings: Vec::new(),
-        }
-    }
 }
 
 #[derive(Default, Deserialize)]
@@ -176,7 +165,7 @@ fn plain_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let text = &bytes[..end];
     // Branch-free over the whole string, so it vectorizes.
     let bad = text.iter().fold(false, |bad, &b| {
-        bad | (b < 0x20) | (b > 0x7e) | (b == b'\\')
+        bad | !(0x20..=0x7e).contains(&b) | (b == b'\\')
     });
     (!bad).then(|| (text, &bytes[end + 1..]))
 }
