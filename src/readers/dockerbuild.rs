@@ -272,6 +272,8 @@ struct Documents<'c> {
     raw: &'c HashMap<String, Vec<u8>>,
     parsed: RefCell<HashMap<String, Option<Rc<Value>>>>,
     heads: RefCell<HashMap<String, Option<Rc<RecordHead>>>>,
+    /// Documents parsed, to show each is parsed once.
+    parses: std::cell::Cell<usize>,
 }
 
 impl<'c> Documents<'c> {
@@ -280,6 +282,7 @@ impl<'c> Documents<'c> {
             raw,
             parsed: RefCell::new(HashMap::new()),
             heads: RefCell::new(HashMap::new()),
+            parses: std::cell::Cell::new(0),
         }
     }
 
@@ -291,11 +294,10 @@ impl<'c> Documents<'c> {
         if let Some(parsed) = self.parsed.borrow().get(path) {
             return parsed.clone();
         }
-        let parsed = self
-            .raw
-            .get(path)
-            .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
-            .map(Rc::new);
+        let parsed = self.raw.get(path).and_then(|bytes| {
+            self.parses.set(self.parses.get() + 1);
+            serde_json::from_slice::<Value>(bytes).ok().map(Rc::new)
+        });
         self.parsed
             .borrow_mut()
             .insert(path.to_string(), parsed.clone());
@@ -322,7 +324,9 @@ impl<'c> Documents<'c> {
             #[serde(rename = "CreatedAt")]
             created_at: Option<Value>,
         }
-        let head: Head = serde_json::from_slice(self.raw.get(path)?).ok()?;
+        let raw = self.raw.get(path)?;
+        self.parses.set(self.parses.get() + 1);
+        let head: Head = serde_json::from_slice(raw).ok()?;
         Some(RecordHead {
             reference: head.reference,
             created_at: head.created_at.as_ref().and_then(parse_time),
@@ -821,6 +825,39 @@ mod tests {
         assert!(err.contains("holds no build-history record"), "{err}");
         assert!(err.contains("lists sha256:a again"), "{err}");
         assert!(err.contains("lists sha256:b again"), "{err}");
+    }
+
+    #[test]
+    fn records_sharing_a_config_parse_it_once() {
+        let config = format!(
+            r#"{{"Ref": "shared", "CreatedAt": "2026-11-29T13:00:00Z", "FrontendAttrs": {{"x": "{}"}}}}"#,
+            "y".repeat(1 << 20)
+        );
+        let mut raw = HashMap::new();
+        raw.insert("blobs/sha256/config".to_string(), config.into_bytes());
+        let mut records = Vec::new();
+        for n in 0..100 {
+            raw.insert(
+                format!("blobs/sha256/m{n}"),
+                serde_json::json!({"config": {"mediaType": MEDIA_RECORD, "digest": "sha256:config"}})
+                    .to_string()
+                    .into_bytes(),
+            );
+            records.push(RecordRef {
+                manifest_digest: format!("sha256:m{n}"),
+                reference: None,
+            });
+        }
+        let documents = Documents::new(&raw);
+        newest_record(&records, &documents);
+        assert!(records.iter().all(|r| {
+            record_head(r, &documents)
+                .and_then(|h| h.reference.clone())
+                .as_deref()
+                == Some("shared")
+        }));
+        // 100 manifests and the one config.
+        assert_eq!(documents.parses.get(), 101);
     }
 
     #[test]
