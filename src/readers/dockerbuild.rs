@@ -77,6 +77,12 @@ pub enum BundleError {
     },
     #[error("manifest {0} is missing")]
     NoManifest(String),
+    #[error("bad status log digest {0}")]
+    BadDigest(String),
+    #[error("status log {0} is missing from the bundle")]
+    NoStatusLog(String),
+    #[error(transparent)]
+    StatusLog(#[from] StatusLogError),
 }
 
 impl BundleError {
@@ -90,12 +96,20 @@ impl BundleError {
 }
 
 pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, ReadError> {
+    read_bundle_within(path, wanted_ref, Budget::default())
+}
+
+fn read_bundle_within(
+    path: &Path,
+    wanted_ref: Option<&str>,
+    budget: Budget,
+) -> Result<Fragment, ReadError> {
     let name = path.display().to_string();
     let malformed = |detail: String| ReadError::Malformed {
         path: name.clone(),
         detail,
     };
-    let contents = Contents::read(path, Budget::default()).map_err(|e| malformed(e.to_string()))?;
+    let contents = Contents::read(path, budget).map_err(|e| malformed(e.to_string()))?;
     // Damage after the documents were read (a bundle cut at its very end) leaves them usable.
     let with_damage = |e: BundleError| match &contents.damage {
         Some(damage) => format!("{e} ({damage})"),
@@ -180,7 +194,7 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
             MEDIA_STATUS_LOG => {
                 let (accumulator, problem) = contents.status_log(path, digest);
                 if let Some(problem) = problem {
-                    notes.push(problem);
+                    notes.push(problem.to_string());
                 }
                 progress = Some(accumulator);
             }
@@ -435,12 +449,16 @@ struct Contents {
 #[derive(Clone, Copy)]
 struct Budget {
     total: usize,
+    kept_binary: u64,
+    streamed_logs: usize,
 }
 
 impl Default for Budget {
     fn default() -> Self {
         Budget {
             total: SMALL_BLOBS_TOTAL_BYTES,
+            kept_binary: KEPT_BINARY_BYTES,
+            streamed_logs: STREAMED_LOGS,
         }
     }
 }
@@ -493,9 +511,9 @@ impl Contents {
             if is_json && size > SMALL_BLOB_BYTES {
                 continue;
             }
-            if !is_json && size > KEPT_BINARY_BYTES {
+            if !is_json && size > budget.kept_binary {
                 // A status log, most likely: decoded now, kept if the chosen record names it.
-                if streamed < STREAMED_LOGS {
+                if streamed < budget.streamed_logs {
                     streamed += 1;
                     let mut acc = StatusAccumulator::new();
                     let reader = head[..usize::from(first.is_some())].chain(&mut entry);
@@ -526,42 +544,49 @@ impl Contents {
     }
 
     /// The status log at `digest`, decoded, and what stopped its reading early.
-    fn status_log(&self, path: &Path, digest: &str) -> (StatusAccumulator, Option<String>) {
+    fn status_log(&self, path: &Path, digest: &str) -> (StatusAccumulator, Option<BundleError>) {
         let mut acc = StatusAccumulator::new();
         let Some(wanted) = blob_path(digest) else {
-            return (acc, Some(format!("bad status log digest {digest}")));
+            return (acc, Some(BundleError::BadDigest(digest.to_string())));
         };
         if let Some((acc, problem)) = self.streamed.borrow_mut().remove(&wanted) {
-            return (acc, problem.map(|e| e.to_string()));
+            return (acc, problem.map(BundleError::from));
         }
         if let Some(bytes) = self.binary.get(&wanted) {
             let problem = StatusLogReader::default()
                 .decode(bytes.as_slice(), &mut acc)
                 .err()
-                .map(|e| e.to_string());
+                .map(BundleError::from);
             return (acc, problem);
         }
         // Not kept: more large blobs than were decoded at once. Read it again.
-        let problem = (|| -> Result<Option<String>, String> {
-            let mut archive = open_tar(path).map_err(|e| e.to_string())?;
-            for entry in archive.entries().map_err(|e| e.to_string())? {
-                let entry = entry.map_err(|e| format!("damaged bundle: {e}"))?;
-                let name = entry
-                    .path()
-                    .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
-                    .unwrap_or_default();
-                if name == wanted {
-                    return Ok(StatusLogReader::default()
-                        .decode(entry, &mut acc)
-                        .err()
-                        .map(|e| e.to_string()));
-                }
-            }
-            Err(format!("status log {digest} is missing from the bundle"))
-        })()
-        .unwrap_or_else(Some);
+        let problem = reread_status_log(path, &wanted, &mut acc)
+            .err()
+            .map(|e| match e {
+                BundleError::NoStatusLog(_) => BundleError::NoStatusLog(digest.to_string()),
+                other => other,
+            });
         (acc, problem)
     }
+}
+
+fn reread_status_log(
+    path: &Path,
+    wanted: &str,
+    acc: &mut StatusAccumulator,
+) -> Result<(), BundleError> {
+    let mut archive = open_tar(path)?;
+    for entry in archive.entries().map_err(BundleError::NotTar)? {
+        let entry = entry.map_err(BundleError::Damaged)?;
+        let name = entry
+            .path()
+            .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
+            .unwrap_or_default();
+        if name == wanted {
+            return Ok(StatusLogReader::default().decode(entry, acc)?);
+        }
+    }
+    Err(BundleError::NoStatusLog(wanted.to_string()))
 }
 
 /// The first byte of an entry (`None` when it is empty).
@@ -730,7 +755,11 @@ mod tests {
                 ("blobs/sha256/two", json(1000)),
             ],
         );
-        let contents = Contents::read(&path, Budget { total: 1 << 20 }).unwrap();
+        let budget = |total| Budget {
+            total,
+            ..Budget::default()
+        };
+        let contents = Contents::read(&path, budget(1 << 20)).unwrap();
         assert!(contents.damage.is_none(), "{:?}", contents.damage);
         let mut names: Vec<&str> = contents.json.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -741,10 +770,10 @@ mod tests {
         assert!(contents.binary.contains_key("blobs/sha256/log"));
 
         // Past the budget, reading stops with what was kept so far and says why.
-        let contents = Contents::read(&path, Budget { total: 5300 }).unwrap();
+        let contents = Contents::read(&path, budget(5300)).unwrap();
         assert_eq!(contents.json.len() + contents.binary.len(), 3);
         assert!(contents.damage.unwrap().contains("exceed"));
-        let err = Contents::read(&path, Budget { total: 50 }).err().unwrap();
+        let err = Contents::read(&path, budget(50)).err().unwrap();
         assert!(matches!(err, BundleError::TooLarge(50)), "{err}");
     }
 
@@ -790,6 +819,18 @@ mod tests {
         let fragment = read_bundle(&path, None).unwrap();
         assert_eq!(fragment.build.steps.len(), 1);
         assert_eq!(fragment.build.build.build_ref.as_deref(), Some("r1"));
+        assert!(fragment.notes.is_empty(), "{:?}", fragment.notes);
+
+        // Past the logs decoded at once, the chosen one is read again, with the same result.
+        let none_at_once = Budget {
+            streamed_logs: 0,
+            ..Budget::default()
+        };
+        let contents = Contents::read(&path, none_at_once).unwrap();
+        assert!(contents.streamed.borrow().is_empty() && contents.binary.is_empty());
+        let again = read_bundle_within(&path, None, none_at_once).unwrap();
+        assert_eq!(again.build, fragment.build);
+        assert!(again.notes.is_empty(), "{:?}", again.notes);
     }
 
     #[test]
