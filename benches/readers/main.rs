@@ -102,8 +102,17 @@ fn main() {
     let report = report.to_str().expect("UTF-8 path");
 
     println!(
-        "{:<12} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>7}",
-        "reader", "MB", "wc -l s", "wc MB/s", "wall s", "MB/s", "CPU s", "peak RSS", "ratio"
+        "{:<12} {:>6} {:>8} {:>9} {:>8} {:>8} {:>7} {:>10} {:>7} {:>9}",
+        "reader",
+        "MB",
+        "wc -l s",
+        "wc MB/s",
+        "wall s",
+        "MB/s",
+        "CPU s",
+        "peak RSS",
+        "ratio",
+        "CPU ratio"
     );
     for reader in readers.split(',').map(str::trim) {
         let (file, measured, format) = match reader {
@@ -155,7 +164,7 @@ fn main() {
             runs,
         );
         println!(
-            "{:<12} {:>8.0} {:>8.2} {:>9.0} {:>9.2} {:>9.0} {:>8.2} {:>7.1} MB {:>6.1}%",
+            "{:<12} {:>6.0} {:>8.2} {:>9.0} {:>8.2} {:>8.0} {:>7.2} {:>7.1} MB {:>6.1}% {:>8.1}%",
             reader,
             megabytes,
             wc.wall,
@@ -165,11 +174,12 @@ fn main() {
             ch.cpu,
             ch.rss_kb as f64 / 1024.0,
             100.0 * wc.wall.max(0.01) / ch.wall.max(0.01),
+            100.0 * wc.cpu.max(0.01) / ch.cpu.max(0.01),
         );
         if reader == "dockerbuild" {
             let gz = measure("gzip", &["-dc", file], runs);
             println!(
-                "{:<12} {:>8.0} {:>8} {:>9} {:>9.2} {:>9.0} {:>8.2} {:>7.1} MB",
+                "{:<12} {:>6.0} {:>8} {:>9} {:>8.2} {:>8.0} {:>7.2} {:>7.1} MB",
                 "  gzip -dc",
                 megabytes,
                 "",
@@ -189,7 +199,10 @@ fn main() {
             value["build"]["status"]
         );
     }
-    println!("ratio = wc -l wall time / cachehit wall time (throughput as a share of wc -l's)");
+    println!(
+        "ratio = wc -l wall time / cachehit wall time (throughput as a share of wc -l's); \
+         CPU ratio = the same with CPU time (user + system, every thread)"
+    );
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -96,6 +96,7 @@ pub(super) fn build(
             }
         },
         Selection::Lenient => {
+            // Reported as the names give them, each target's steps under its own prefix.
             if targets.len() > 1 {
                 notes.push(format!(
                     "it holds the progress of {} bake targets ({}), reported together",
@@ -103,7 +104,7 @@ pub(super) fn build(
                     targets.join(", ")
                 ));
             }
-            (targets.len() == 1).then(|| targets[0])
+            None
         }
     };
     let members = view(vertices, target, &targets);
@@ -124,18 +125,31 @@ pub(super) fn build(
     Ok(assemble(&members, settings))
 }
 
-/// Bake targets: buildx names each target's definition vertex `[TARGET internal] load
-/// build definition from ...`.
+/// Bake targets: buildx prefixes every vertex name of a target with the target's name,
+/// `[api internal] load build definition from Dockerfile`, `[api] exporting to image`.
 fn bake_targets(vertices: &[VertexState]) -> Vec<&str> {
     let mut targets: Vec<&str> = Vec::new();
     for name in vertices.iter().flat_map(|v| &v.names) {
-        if let Some((target, rest)) = name.strip_prefix('[').and_then(|n| n.split_once(' '))
-            && rest.starts_with("internal] load build definition")
-            && !target.is_empty()
-            && !target.contains('/')
-            && target != "internal"
-            && !targets.contains(&target)
+        let Some(rest) = name.strip_prefix('[') else {
+            continue;
+        };
+        let target = if let Some((target, _)) = rest.split_once(" internal] ") {
+            target
+        } else if let Some((target, unbracketed)) = rest.split_once("] ")
+            && (unbracketed.starts_with("resolving provenance")
+                || matches!(
+                    classify(unbracketed),
+                    VertexClass::CacheImport { .. }
+                        | VertexClass::CacheExport { .. }
+                        | VertexClass::ResultExport
+                ))
         {
+            target
+        } else {
+            continue;
+        };
+        let one_token = !target.is_empty() && !target.contains([' ', '/', '[', ']']);
+        if one_token && target != "internal" && !targets.contains(&target) {
             targets.push(target);
         }
     }
@@ -184,14 +198,8 @@ fn view<'v>(
         .collect()
 }
 
-/// Platform, stage, position and instruction: what names a step.
-type StepKey = (
-    Option<String>,
-    Option<String>,
-    Option<u32>,
-    Option<u32>,
-    String,
-);
+/// The label (`linux/386 builder 3/6`) and the instruction: what names a step.
+type StepKey = (String, String);
 
 /// The vertices of one step, as one: `COPY --link` halves, or a bake target's own vertex
 /// with the run of the target that built it.
@@ -222,13 +230,12 @@ fn assemble(members: &[Member<'_>], settings: Settings) -> Build {
         }
         match classify(&member.name) {
             VertexClass::Step(step) => {
-                let key = (
-                    step.platform.clone(),
-                    step.stage.clone(),
-                    step.index,
-                    step.total,
-                    step.linked_instruction().to_string(),
-                );
+                let label = member
+                    .name
+                    .strip_prefix('[')
+                    .and_then(|n| n.split_once(']'))
+                    .map_or("", |(label, _)| label);
+                let key = (label.to_string(), step.linked_instruction().to_string());
                 match group_of.get(&key) {
                     Some(&g) => groups[g].members.push(member),
                     None => {
@@ -709,5 +716,121 @@ fn overall_status(build: &Build) -> BuildStatus {
         BuildStatus::Completed
     } else {
         BuildStatus::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::StepStatus;
+    use crate::readers::solve_status::{StatusAccumulator, Vertex};
+
+    fn vertex(digest: &str, name: &str) -> Vertex {
+        Vertex {
+            digest: digest.into(),
+            name: name.into(),
+            ..Vertex::default()
+        }
+    }
+
+    #[test]
+    fn targets_are_found_by_their_prefixes() {
+        let mut acc = StatusAccumulator::new();
+        for (digest, name) in [
+            ("d", "[internal] load local bake definitions"),
+            ("a", "[api internal] load .dockerignore"),
+            ("w", "[worker] exporting to image"),
+            ("x", "[linux/amd64 internal] load metadata for x"),
+            ("s", "[api 2/3] RUN make"),
+        ] {
+            acc.on_vertex(vertex(digest, name));
+        }
+        let err = acc.finish_target(None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "it holds the progress of 2 bake targets (api, worker): choose one with --target"
+        );
+    }
+
+    #[test]
+    fn without_a_choice_every_target_is_reported_under_its_own_prefix() {
+        let mut acc = StatusAccumulator::for_plain_logs();
+        for (digest, name) in [
+            ("a", "[api internal] load build definition from Dockerfile"),
+            (
+                "b",
+                "[worker internal] load build definition from Dockerfile",
+            ),
+            ("c", "[api base 2/3] COPY x ."),
+            ("d", "[worker base 2/3] COPY x ."),
+        ] {
+            acc.on_vertex(vertex(digest, name));
+            acc.mark_progress(digest, true, true);
+        }
+        let build = acc.finish();
+        let names: Vec<&str> = build.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["[api base 2/3] COPY x .", "[worker base 2/3] COPY x ."]
+        );
+        assert_eq!(
+            build.problems[0].message,
+            "it holds the progress of 2 bake targets (api, worker), reported together"
+        );
+    }
+
+    #[test]
+    fn without_timestamps_a_cached_mark_after_the_failure_is_a_skip() {
+        let mut acc = StatusAccumulator::for_plain_logs();
+        acc.on_vertex(vertex("a", "[2/4] RUN a"));
+        acc.on_vertex(Vertex {
+            cached: true,
+            ..vertex("a", "")
+        });
+        acc.on_vertex(vertex("b", "[3/4] RUN b"));
+        acc.on_vertex(Vertex {
+            error: Some("exit code: 1".into()),
+            ..vertex("b", "")
+        });
+        acc.on_vertex(vertex("c", "[4/4] RUN c"));
+        acc.on_vertex(Vertex {
+            cached: true,
+            ..vertex("c", "")
+        });
+        let build = acc.finish();
+        let statuses: Vec<(StepStatus, bool)> = build
+            .steps
+            .iter()
+            .map(|s| (s.status, s.status_inferred))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (StepStatus::Cached, false),
+                (StepStatus::Failed, false),
+                (StepStatus::NotRun, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_link_half_never_makes_a_step_of_its_own() {
+        let mut acc = StatusAccumulator::new();
+        acc.on_vertex(Vertex {
+            inputs: vec!["prev".into(), "copy".into()],
+            cached: true,
+            ..vertex("link", "[3/4] LINK COPY --link a /b")
+        });
+        acc.on_vertex(Vertex {
+            inputs: vec!["context".into()],
+            ..vertex("copy", "[3/4] COPY --link a /b")
+        });
+        acc.mark_progress("copy", true, true);
+        let build = acc.finish();
+        assert_eq!(build.steps.len(), 1);
+        let step = &build.steps[0];
+        assert_eq!(step.name, "[3/4] COPY --link a /b");
+        assert_eq!(step.status, StepStatus::Cached);
+        // The copy's input and the previous step; not the copy half itself.
+        assert_eq!(step.inputs, ["context", "prev"]);
     }
 }
