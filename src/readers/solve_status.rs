@@ -171,13 +171,17 @@ pub mod limits {
     pub const NAMES: usize = 16;
 }
 
+/// Vertices remembered without a lookup.
+const RECENT: usize = 4;
+
 /// Builds the normalized model from a stream of status updates, keeping only per-vertex state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatusAccumulator {
     index: HashMap<Box<str>, u32>,
     vertices: Vec<VertexState>,
-    /// The vertex of the previous update: consecutive updates are mostly about one vertex.
-    last: Option<u32>,
+    /// The vertices of the latest updates, most recent first: consecutive updates are mostly
+    /// about the few vertices running at the time.
+    recent: [u32; RECENT],
     warnings: Vec<BuildWarning>,
     warning_index: HashMap<u64, Vec<u32>>,
     tails: TailBudget,
@@ -239,6 +243,24 @@ impl VertexState {
     }
 }
 
+impl Default for StatusAccumulator {
+    fn default() -> Self {
+        StatusAccumulator {
+            index: HashMap::new(),
+            vertices: Vec::new(),
+            recent: [u32::MAX; RECENT],
+            warnings: Vec::new(),
+            warning_index: HashMap::new(),
+            tails: TailBudget::default(),
+            infer_remote_hits: false,
+            has_timestamps: false,
+            sequence: 0,
+            overflow: Overflow::default(),
+            source: String::new(),
+        }
+    }
+}
+
 impl StatusAccumulator {
     pub fn new() -> Self {
         StatusAccumulator {
@@ -284,10 +306,15 @@ impl StatusAccumulator {
 
     fn state_index(&mut self, digest: &str) -> Option<u32> {
         self.sequence += 1;
-        if let Some(i) = self.last
-            && *self.vertices[i as usize].digest == *digest
-        {
-            return Some(i);
+        for at in 0..RECENT {
+            let i = self.recent[at];
+            if let Some(state) = self.vertices.get(i as usize)
+                && *state.digest == *digest
+            {
+                self.recent.copy_within(0..at, 1);
+                self.recent[0] = i;
+                return Some(i);
+            }
         }
         let i = match self.index.get(digest) {
             Some(&i) => i,
@@ -305,7 +332,8 @@ impl StatusAccumulator {
                 i
             }
         };
-        self.last = Some(i);
+        self.recent.copy_within(0..RECENT - 1, 1);
+        self.recent[0] = i;
         Some(i)
     }
 
@@ -485,8 +513,9 @@ impl StatusAccumulator {
             if !running && !completed_ok {
                 continue;
             }
+            let had_output = state.output.len() > 0;
             let freed = state.output.release();
-            if running && freed > 0 {
+            if running && had_output && !completed_ok {
                 self.tails.dropped_running += 1;
             }
             self.tails.released(freed);

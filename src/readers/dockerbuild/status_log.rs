@@ -188,6 +188,13 @@ impl<'a> Iterator for Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Tags, lengths and small numbers take one byte.
+        if let Some(&b) = self.bytes.first()
+            && b < 0x80
+        {
+            self.bytes = &self.bytes[1..];
+            return Ok(u64::from(b));
+        }
         let mut value = 0u64;
         for (i, &b) in self.bytes.iter().enumerate().take(10) {
             if i == 9 && b > 1 {
@@ -261,6 +268,17 @@ fn varint_of(number: u32, field: Field<'_>) -> Result<u64, WireError> {
     }
 }
 
+/// A `google.protobuf.Timestamp` the report does not use: its encoding checked, its value not.
+fn skip_timestamp(bytes: &[u8]) -> Result<(), WireError> {
+    for field in fields(bytes) {
+        let (number, field) = field?;
+        if matches!(number, 1 | 2) {
+            varint_of(number, field)?;
+        }
+    }
+    Ok(())
+}
+
 /// `google.protobuf.Timestamp`.
 fn timestamp(bytes: &[u8]) -> Result<Option<DateTime<Utc>>, WireError> {
     let (mut seconds, mut nanos) = (0i64, 0i32);
@@ -327,9 +345,7 @@ fn status(bytes: &[u8]) -> Result<StatusPb<'_>, WireError> {
                 varint_of(number, field)?;
             }
             5 => s.total = varint_of(number, field)? as i64,
-            6..=8 => {
-                timestamp(bytes_of(number, field)?)?;
-            }
+            6..=8 => skip_timestamp(bytes_of(number, field)?)?,
             _ => {}
         }
     }
@@ -348,9 +364,7 @@ fn log(bytes: &[u8]) -> Result<LogPb<'_>, WireError> {
         let (number, field) = field?;
         match number {
             1 => l.vertex = string_of(number, field)?,
-            2 => {
-                timestamp(bytes_of(number, field)?)?;
-            }
+            2 => skip_timestamp(bytes_of(number, field)?)?,
             3 => {
                 varint_of(number, field)?;
             }
@@ -382,27 +396,64 @@ const STATUSES: u32 = 2;
 const LOGS: u32 = 3;
 const WARNINGS: u32 = 4;
 
+/// One decoded update of a `StatusResponse`.
+enum Update<'a> {
+    Vertex(VertexPb<'a>),
+    Status(StatusPb<'a>),
+    Log(LogPb<'a>),
+    Warning(VertexWarning),
+}
+
+fn decode(number: u32, bytes: &[u8]) -> Result<Option<Update<'_>>, WireError> {
+    Ok(Some(match number {
+        VERTEXES => Update::Vertex(vertex(bytes)?),
+        STATUSES => Update::Status(status(bytes)?),
+        LOGS => Update::Log(log(bytes)?),
+        WARNINGS => Update::Warning(warning(bytes)?),
+        _ => return Ok(None),
+    }))
+}
+
+fn apply_update(update: Update<'_>, accumulator: &mut StatusAccumulator) {
+    match update {
+        Update::Vertex(v) => accumulator.vertex(VertexUpdate {
+            digest: v.digest,
+            name: v.name,
+            inputs: &v.inputs,
+            started: v.started,
+            completed: v.completed,
+            cached: v.cached,
+            error: (!v.error.is_empty()).then_some(v.error),
+        }),
+        Update::Status(s) => accumulator.status(s.vertex, s.id, s.total),
+        Update::Log(l) => accumulator.log_bytes(l.vertex, l.data),
+        Update::Warning(w) => accumulator.on_warning(w),
+    }
+}
+
 /// Checks one `StatusResponse` whole, then applies it.
 fn apply(message: &[u8], accumulator: &mut StatusAccumulator) -> Result<(), WireError> {
     let mut kinds = [false; 5];
+    let mut count = 0usize;
+    // Most messages hold one update: it is applied as decoded, without a second pass.
+    let mut first = None;
     for field in fields(message) {
         let (number, field) = field?;
-        match number {
-            VERTEXES => {
-                vertex(bytes_of(number, field)?)?;
-            }
-            STATUSES => {
-                status(bytes_of(number, field)?)?;
-            }
-            LOGS => {
-                log(bytes_of(number, field)?)?;
-            }
-            WARNINGS => {
-                warning(bytes_of(number, field)?)?;
-            }
-            _ => continue,
+        if !(VERTEXES..=WARNINGS).contains(&number) {
+            continue;
         }
+        let update = decode(number, bytes_of(number, field)?)?;
+        if count == 0 {
+            first = update;
+        }
+        count += 1;
         kinds[number as usize] = true;
+    }
+    if count == 1 {
+        if let Some(update) = first {
+            apply_update(update, accumulator);
+        }
+        return Ok(());
     }
     for kind in [VERTEXES, STATUSES, LOGS, WARNINGS] {
         if !kinds[kind as usize] {
@@ -410,32 +461,10 @@ fn apply(message: &[u8], accumulator: &mut StatusAccumulator) -> Result<(), Wire
         }
         for field in fields(message) {
             let (number, field) = field?;
-            if number != kind {
-                continue;
-            }
-            let bytes = bytes_of(number, field)?;
-            match kind {
-                VERTEXES => {
-                    let v = vertex(bytes)?;
-                    accumulator.vertex(VertexUpdate {
-                        digest: v.digest,
-                        name: v.name,
-                        inputs: &v.inputs,
-                        started: v.started,
-                        completed: v.completed,
-                        cached: v.cached,
-                        error: (!v.error.is_empty()).then_some(v.error),
-                    });
-                }
-                STATUSES => {
-                    let s = status(bytes)?;
-                    accumulator.status(s.vertex, s.id, s.total);
-                }
-                LOGS => {
-                    let l = log(bytes)?;
-                    accumulator.log_bytes(l.vertex, l.data);
-                }
-                _ => accumulator.on_warning(warning(bytes)?),
+            if number == kind
+                && let Some(update) = decode(number, bytes_of(number, field)?)?
+            {
+                apply_update(update, accumulator);
             }
         }
     }

@@ -11,12 +11,12 @@ use std::collections::VecDeque;
 /// Lines of output shown per failed step: enough to show why it failed.
 pub(super) const LOG_TAIL_LINES: usize = 20;
 pub(super) const LOG_LINE_MAX_CHARS: usize = 400;
-/// Raw output kept per vertex: 20 lines of up to 2.4 kB each, decoded.
-pub(super) const WINDOW_BYTES: usize = 64 * 1024;
-/// All windows together, before the output of completed vertices is let go.
-pub(super) const SOFT_BUDGET_BYTES: usize = 8 << 20;
-/// All windows together, before the oldest output is let go whatever its vertex.
-pub(super) const HARD_BUDGET_BYTES: usize = 16 << 20;
+/// Raw output kept per vertex: 20 lines of up to 1.2 kB each, decoded.
+pub(super) const WINDOW_BYTES: usize = 32 * 1024;
+/// Memory of all windows together, before the output of completed vertices is let go.
+pub(super) const SOFT_BUDGET_BYTES: usize = 4 << 20;
+/// Memory of all windows together, before the oldest output is let go whatever its vertex.
+pub(super) const HARD_BUDGET_BYTES: usize = 8 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Encoding {
@@ -43,9 +43,14 @@ impl OutputTail {
         self.bytes.len() - self.start
     }
 
-    /// Appends a chunk; returns how many bytes the window grew (or shrank, negative).
+    /// The memory the window holds.
+    fn held(&self) -> usize {
+        self.bytes.capacity() + self.chunks.capacity() * std::mem::size_of::<(Encoding, usize)>()
+    }
+
+    /// Appends a chunk; returns how much the memory held grew (or shrank, negative).
     pub(super) fn push(&mut self, encoding: Encoding, data: &[u8]) -> isize {
-        let before = self.bytes.len() - self.start;
+        let before = self.held();
         let data = if data.len() > WINDOW_BYTES {
             match encoding {
                 // Only the beginning of a line is ever shown.
@@ -65,6 +70,13 @@ impl OutputTail {
         } else {
             data
         };
+        let needed = self.bytes.len() + data.len();
+        if needed > self.bytes.capacity() {
+            // Grown in steps up to what the window can need, not by doubling past it.
+            let target = needed.max(2 * self.bytes.capacity()).min(3 * WINDOW_BYTES);
+            self.bytes
+                .reserve_exact(target.max(needed) - self.bytes.len());
+        }
         self.bytes.extend_from_slice(data);
         self.chunks.push_back((encoding, data.len()));
         // Let go of whole chunks at the front while the rest still fills the window.
@@ -80,12 +92,12 @@ impl OutputTail {
             self.bytes.drain(..self.start);
             self.start = 0;
         }
-        (self.bytes.len() - self.start) as isize - before as isize
+        self.held() as isize - before as isize
     }
 
-    /// Lets go of everything; returns the bytes freed.
+    /// Lets go of everything; returns the memory freed.
     pub(super) fn release(&mut self) -> usize {
-        let freed = self.len();
+        let freed = self.held();
         *self = OutputTail {
             cut: freed > 0 || self.cut,
             ..OutputTail::default()
@@ -260,7 +272,11 @@ mod tests {
             tail.push(Encoding::Raw, line.as_bytes());
         }
         assert!(tail.len() <= WINDOW_BYTES + line.len(), "{}", tail.len());
-        assert!(tail.bytes.capacity() <= 4 * WINDOW_BYTES);
+        assert!(
+            tail.bytes.capacity() <= 3 * WINDOW_BYTES,
+            "{}",
+            tail.bytes.capacity()
+        );
         let lines = tail.lines();
         assert_eq!(lines.len(), LOG_TAIL_LINES);
 
