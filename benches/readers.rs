@@ -12,6 +12,7 @@
 //! and peak RSS. For the bundle, `wc -l` reads the uncompressed status log (the bytes the
 //! reader decodes); `gzip -dc` of the bundle is shown for the decompression alone.
 
+#[path = "readers/input.rs"]
 mod input;
 
 use std::io::BufWriter;
