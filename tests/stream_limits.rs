@@ -200,3 +200,45 @@ fn a_bundle_of_many_records_sharing_one_large_config_is_read() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn output_of_many_running_steps_is_kept_within_a_bound_and_says_what_was_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = String::new();
+    let chunk = base64(&format!("{}\n", "o".repeat(30_000)));
+    // 600 steps print 30 kB each and are still running when the log ends; then one fails.
+    for n in 0..600 {
+        log.push_str(&format!(
+            "{{\"vertexes\":[{{\"digest\":\"sha256:v{n}\",\"name\":\"[{}/600] RUN step {n}\",\"started\":\"2026-01-01T00:00:00Z\"}}]}}\n",
+            n + 1
+        ));
+        log.push_str(&format!(
+            "{{\"logs\":[{{\"vertex\":\"sha256:v{n}\",\"stream\":1,\"data\":\"{chunk}\",\"timestamp\":\"2026-01-01T00:00:00Z\"}}]}}\n"
+        ));
+    }
+    log.push_str(&format!(
+        "{{\"logs\":[{{\"vertex\":\"sha256:v599\",\"stream\":2,\"data\":\"{}\",\"timestamp\":\"2026-01-01T00:00:01Z\"}}]}}\n",
+        base64("error: the last words\n")
+    ));
+    log.push_str(r#"{"vertexes":[{"digest":"sha256:v599","name":"[600/600] RUN step 599","started":"2026-01-01T00:00:00Z","completed":"2026-01-01T00:00:01Z","error":"exit code: 1"}]}"#);
+    let build = read(write(dir.path(), "running.rawjson", log.as_bytes())).unwrap();
+    let failed = build.steps.iter().find(|s| s.error.is_some()).unwrap();
+    assert_eq!(
+        failed.log_tail.last().map(String::as_str),
+        Some("error: the last words")
+    );
+    let note = build
+        .problems
+        .iter()
+        .find(|p| p.message.contains("went past the memory kept for output"))
+        .unwrap_or_else(|| panic!("{:?}", build.problems));
+    // About 8 MiB of windows hold some 270 of them: the oldest were let go.
+    let dropped: usize = note
+        .message
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((200..600).contains(&dropped), "{}", note.message);
+}
