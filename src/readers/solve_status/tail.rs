@@ -28,24 +28,30 @@ pub(super) enum Encoding {
     Line,
 }
 
+/// A ring of the latest output: each byte is copied in once, and dropped by moving the
+/// ring's start past the oldest chunks.
 #[derive(Debug, Default)]
 pub(super) struct OutputTail {
-    bytes: Vec<u8>,
-    /// Where the kept window starts in `bytes` (the front is dropped in batches).
-    start: usize,
+    ring: Vec<u8>,
+    /// Where the oldest kept byte is in `ring`.
+    head: usize,
+    len: usize,
     chunks: VecDeque<(Encoding, usize)>,
     /// Output before the window was let go: its first line may be the end of a longer one.
     cut: bool,
 }
 
+/// The ring's size when full: a window of output before the latest chunk.
+const RING_BYTES: usize = 2 * WINDOW_BYTES;
+
 impl OutputTail {
     pub(super) fn len(&self) -> usize {
-        self.bytes.len() - self.start
+        self.len
     }
 
     /// The memory the window holds.
     fn held(&self) -> usize {
-        self.bytes.capacity() + self.chunks.capacity() * std::mem::size_of::<(Encoding, usize)>()
+        self.ring.capacity() + self.chunks.capacity() * std::mem::size_of::<(Encoding, usize)>()
     }
 
     /// Appends a chunk; returns how much the memory held grew (or shrank, negative).
@@ -70,29 +76,45 @@ impl OutputTail {
         } else {
             data
         };
-        let needed = self.bytes.len() + data.len();
-        if needed > self.bytes.capacity() {
-            // Grown in steps up to what the window can need, not by doubling past it.
-            let target = needed.max(2 * self.bytes.capacity()).min(3 * WINDOW_BYTES);
-            self.bytes
-                .reserve_exact(target.max(needed) - self.bytes.len());
+        let needed = self.len + data.len();
+        if needed > self.ring.len() && self.ring.len() < RING_BYTES {
+            self.grow(needed.max(2 * self.ring.len()).min(RING_BYTES));
         }
-        self.bytes.extend_from_slice(data);
-        self.chunks.push_back((encoding, data.len()));
-        // Let go of whole chunks at the front while the rest still fills the window.
-        while let Some(&(_, len)) = self.chunks.front() {
-            if self.bytes.len() - self.start - len < WINDOW_BYTES {
-                break;
-            }
-            self.chunks.pop_front();
-            self.start += len;
+        // Let go of the oldest chunks until the new one fits.
+        while self.len + data.len() > self.ring.len() {
+            let (_, oldest) = self.chunks.pop_front().expect("a kept chunk");
+            self.head = (self.head + oldest) % self.ring.len();
+            self.len -= oldest;
             self.cut = true;
         }
-        if self.start > WINDOW_BYTES {
-            self.bytes.drain(..self.start);
-            self.start = 0;
-        }
+        let at = (self.head + self.len) % self.ring.len().max(1);
+        let first = data.len().min(self.ring.len() - at);
+        self.ring[at..at + first].copy_from_slice(&data[..first]);
+        self.ring[..data.len() - first].copy_from_slice(&data[first..]);
+        self.len += data.len();
+        self.chunks.push_back((encoding, data.len()));
         self.held() as isize - before as isize
+    }
+
+    /// Moves the kept bytes into a larger ring, oldest first.
+    fn grow(&mut self, size: usize) {
+        let mut ring = Vec::with_capacity(size);
+        let (a, b) = self.kept();
+        ring.extend_from_slice(a);
+        ring.extend_from_slice(b);
+        ring.resize(size, 0);
+        self.ring = ring;
+        self.head = 0;
+    }
+
+    /// The kept bytes, oldest first, in at most two pieces.
+    fn kept(&self) -> (&[u8], &[u8]) {
+        let end = self.head + self.len;
+        if end <= self.ring.len() {
+            (&self.ring[self.head..end], &[])
+        } else {
+            (&self.ring[self.head..], &self.ring[..end - self.ring.len()])
+        }
     }
 
     /// Lets go of everything; returns the memory freed.
@@ -108,9 +130,11 @@ impl OutputTail {
     /// The last lines, each cut to [`LOG_LINE_MAX_CHARS`], then the unfinished last line.
     pub(super) fn lines(&self) -> Vec<String> {
         let mut lines = LineTail::default();
-        let mut offset = self.start;
+        let (a, b) = self.kept();
+        let kept = [a, b].concat();
+        let mut offset = 0;
         for (n, &(encoding, len)) in self.chunks.iter().enumerate() {
-            let data = &self.bytes[offset..offset + len];
+            let data = &kept[offset..offset + len];
             offset += len;
             match encoding {
                 Encoding::Line => lines.push_line(&String::from_utf8_lossy(data)),
@@ -271,12 +295,12 @@ mod tests {
         for _ in 0..1000 {
             tail.push(Encoding::Raw, line.as_bytes());
         }
-        assert!(tail.len() <= WINDOW_BYTES + line.len(), "{}", tail.len());
         assert!(
-            tail.bytes.capacity() <= 3 * WINDOW_BYTES,
+            (WINDOW_BYTES..=RING_BYTES).contains(&tail.len()),
             "{}",
-            tail.bytes.capacity()
+            tail.len()
         );
+        assert_eq!(tail.ring.capacity(), RING_BYTES);
         let lines = tail.lines();
         assert_eq!(lines.len(), LOG_TAIL_LINES);
 
