@@ -234,6 +234,7 @@ pub(crate) struct VertexState {
     layers_written: HashSet<String>,
     skipped_empty: bool,
     pushed: Vec<String>,
+    pushed_index: HashSet<String>,
     dockerfile_line: Option<u32>,
 }
 
@@ -450,9 +451,10 @@ impl StatusAccumulator {
             state.skipped_empty = true;
         } else if let Some(target) = id.strip_prefix("pushing manifest for ") {
             let target = target.trim();
-            if !state.pushed.iter().any(|p| p == target) {
+            if !state.pushed_index.contains(target) {
                 if state.pushed.len() < limits::PUSHES {
                     state.pushed.push(target.to_string());
+                    state.pushed_index.insert(target.to_string());
                 } else {
                     self.overflow.pushes += 1;
                 }
