@@ -476,23 +476,19 @@ fn ran(state: &VertexState) -> bool {
     state.completed && !state.cached && state.error.is_none()
 }
 
-fn make_step(
-    group: &Group<'_, '_>,
-    context_vertices: &HashSet<&str>,
-    settings: Settings,
-    failure: &Failure,
-) -> Step {
-    // Which vertices are the step's own, and which are another target's run of it.
-    let bases: Vec<&&Member<'_>> = group
-        .members
-        .iter()
-        .filter(|m| !is_link_half(&m.name))
-        .collect();
+/// The step's own vertices, and the run of it by another bake target (if any).
+fn split_by_owner<'m, 'v>(group: &Group<'m, 'v>) -> (Vec<&'m Member<'v>>, Vec<&'m Member<'v>>) {
     let mut foreign: Vec<&Member<'_>> = group
         .members
         .iter()
         .copied()
         .filter(|m| m.foreign.is_some())
+        .collect();
+    let bases: Vec<&Member<'_>> = group
+        .members
+        .iter()
+        .copied()
+        .filter(|m| !is_link_half(&m.name))
         .collect();
     if foreign.is_empty()
         && bases.len() > 1
@@ -501,7 +497,7 @@ fn make_step(
     {
         // A record of one bake target names no targets: the run next to its own cached
         // vertex of the same step is the other target's.
-        foreign = bases.iter().filter(|m| ran(m.state)).map(|m| **m).collect();
+        foreign = bases.into_iter().filter(|m| ran(m.state)).collect();
     }
     let own: Vec<&Member<'_>> = group
         .members
@@ -509,11 +505,21 @@ fn make_step(
         .copied()
         .filter(|m| !foreign.iter().any(|f| std::ptr::eq(*f, *m)))
         .collect();
-    let (own, foreign) = if own.is_empty() {
+    if own.is_empty() {
+        // Every vertex is named by several targets: one run, theirs alike.
         (group.members.clone(), Vec::new())
     } else {
         (own, foreign)
-    };
+    }
+}
+
+fn make_step(
+    group: &Group<'_, '_>,
+    context_vertices: &HashSet<&str>,
+    settings: Settings,
+    failure: &Failure,
+) -> Step {
+    let (own, foreign) = split_by_owner(group);
     let state = Combined::of(&own);
     let name = &group.step;
     let is_from = name.kind == StepKind::From;
