@@ -84,9 +84,29 @@ fn generate(path: &Path, target: u64, make: impl FnOnce(std::fs::File) -> Box<dy
     std::fs::rename(&partial, path).expect("rename input");
 }
 
+/// The status-log stream alone, as the bundle reader decodes it once inflated: this bench
+/// binary runs itself with `--decode-status-log FILE` to measure it as a whole process.
+fn decode_status_log(path: &str) {
+    use cachehit::readers::{dockerbuild, solve_status::StatusAccumulator};
+    let file = std::fs::File::open(path).expect("status log");
+    let mut accumulator = StatusAccumulator::new();
+    dockerbuild::decode_status_log(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        &mut accumulator,
+    )
+    .expect("a whole status log");
+    let build = accumulator.finish();
+    println!("{} steps", build.steps.len());
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--decode-status-log") {
+        decode_status_log(&args[at + 1]);
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` does not run this.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !args.iter().any(|a| a == "--bench") {
         return;
     }
     let mb: u64 = env_or("CACHEHIT_BENCH_MB", 1024);
@@ -178,6 +198,22 @@ fn main() {
             100.0 * wc.cpu.max(0.01) / ch.cpu.max(0.01),
         );
         if reader == "dockerbuild" {
+            let me = std::env::current_exe().expect("this benchmark's path");
+            let me = me.to_str().expect("UTF-8 path");
+            let decode = measure(me, &["--decode-status-log", measured], runs);
+            println!(
+                "{:<12} {:>6.0} {:>8.2} {:>9.0} {:>8.2} {:>8.0} {:>7.2} {:>7.1} MB {:>6.1}% {:>8.1}%",
+                "  status log",
+                megabytes,
+                wc.wall,
+                megabytes / wc.wall.max(0.01),
+                decode.wall,
+                megabytes / decode.wall.max(0.01),
+                decode.cpu,
+                decode.rss_kb as f64 / 1024.0,
+                100.0 * wc.wall.max(0.01) / decode.wall.max(0.01),
+                100.0 * wc.cpu.max(0.01) / decode.cpu.max(0.01),
+            );
             let gz = measure("gzip", &["-dc", file], runs);
             println!(
                 "{:<12} {:>6.0} {:>8} {:>9} {:>8.2} {:>8.0} {:>7.2} {:>7.1} MB",
