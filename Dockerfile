@@ -26,6 +26,17 @@ RUN cargo build --release --locked --target x86_64-unknown-linux-gnu \
  && cp target/x86_64-unknown-linux-gnu/release/cachehit /cachehit \
  && /cachehit --version
 
+# Release images: no compile, the static binaries built per platform by scripts/release-binaries
+# (build context: its OUT_DIR/image folder; `--target prebuilt --platform linux/amd64,linux/arm64`).
+FROM scratch AS prebuilt
+ARG TARGETARCH
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY ${TARGETARCH}/cachehit /usr/local/bin/cachehit
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+ENTRYPOINT ["/usr/local/bin/cachehit"]
+CMD ["action"]
+
+# The default target: the image built from source (development, tests, a branch of the action).
 FROM scratch
 COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=builder /cachehit /usr/local/bin/cachehit

@@ -1,11 +1,13 @@
 //! The action package: action.yml and the example workflows are valid and consistent, and the
-//! action image built locally runs as the GitHub runner runs a Docker action.
+//! action image built locally runs as the GitHub runner runs the action (its composite steps,
+//! through tests/harness/composite.rs) and a `docker://` step.
 
+#[path = "harness/composite.rs"]
+mod composite;
 mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_yaml_ng::Value;
 
@@ -31,8 +33,7 @@ fn action() -> Value {
 #[test]
 fn action_yml_declares_every_input_and_output_documented() {
     let action = action();
-    assert_eq!(action["runs"]["using"].as_str(), Some("docker"));
-    assert_eq!(action["runs"]["image"].as_str(), Some("Dockerfile"));
+    assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
     assert!(action["branding"]["icon"].is_string() && action["branding"]["color"].is_string());
     let inputs = keys(&action["inputs"]);
     let expected_inputs = [
@@ -84,26 +85,6 @@ fn action_yml_declares_every_input_and_output_documented() {
     }
 }
 
-/// Every input reaches `cachehit action` (as `INPUT_<NAME>`, hyphens kept) and every output is
-/// written by it: the names appear in the runner contract or the subcommand.
-#[test]
-fn every_action_input_and_output_is_handled_by_the_action_command() {
-    let mut source = String::new();
-    for file in ["src/cli/action.rs", "src/github/runner.rs"] {
-        source.push_str(&std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap_or_default());
-    }
-    let action = action();
-    for name in keys(&action["inputs"])
-        .iter()
-        .chain(&keys(&action["outputs"]))
-    {
-        assert!(
-            source.contains(&format!("\"{name}\"")),
-            "`{name}` from action.yml is not handled by cachehit action"
-        );
-    }
-}
-
 #[test]
 fn example_workflows_are_valid_and_use_the_report_contract() {
     let dir = Path::new(ROOT).join("examples/workflows");
@@ -131,16 +112,38 @@ fn example_workflows_are_valid_and_use_the_report_contract() {
         all_text.push_str(&std::fs::read_to_string(file).unwrap());
     }
     let text = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
-    let pr = yaml(&dir.join("pr-comment.yml"));
-    assert_eq!(pr["permissions"]["pull-requests"].as_str(), Some("write"));
-    let build = yaml(&dir.join("build-and-report.yml"));
+    let job = |name: &str| {
+        let workflow = yaml(&dir.join(name));
+        let (_, job) = workflow["jobs"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .next()
+            .unwrap();
+        job.clone()
+    };
+    assert_eq!(
+        job("pr-comment.yml")["permissions"]["pull-requests"].as_str(),
+        Some("write")
+    );
+    let build = job("build-and-report.yml");
     assert_eq!(build["permissions"]["packages"].as_str(), Some("write"));
     assert_eq!(build["permissions"]["actions"].as_str(), Some("read"));
-    // Per-step decisions need a record of the build, not just its metadata.
-    assert!(text("build-and-report.yml").contains("build-record: build.dockerbuild"));
-    assert!(text("pr-comment.yml").contains("--progress=rawjson"));
-    assert!(text("pr-comment.yml").contains("build-log: build.rawjson"));
+    // Zero wiring: the build's metadata output is all the action needs (it exports the record);
+    // a metadata file is never passed as a build record.
+    for name in ["build-and-report.yml", "pr-comment.yml"] {
+        assert!(
+            text(name).contains("metadata: ${{ steps.build.outputs.metadata }}"),
+            "{name}"
+        );
+        assert!(!text(name).contains("build-record:"), "{name}");
+        assert!(text(name).contains("docker/setup-buildx-action@"), "{name}");
+    }
+    // The build publishes what the audit and the next build read: the artifact, and on tags
+    // the release asset.
     assert!(text("build-and-report.yml").contains("name: cachehit-report"));
+    assert!(text("build-and-report.yml").contains("gh release upload"));
+    assert!(text("audit.yml").contains("--pattern cachehit-report.json"));
     assert!(text("audit.yml").contains("workflow_dispatch"));
     assert!(text("consume-report.yml").contains(".summary.cache_hit_ratio"));
     for file in &files {
@@ -248,29 +251,14 @@ fn example_has_the_permissions_it_needs(file: &Path) {
     }
 }
 
-const IMAGE: &str = "cachehit-action:e2e-test";
-
-/// Builds the image with the project's script (nothing pulled; cached after the first build).
-fn build_action_image() {
-    let output = Command::new(Path::new(ROOT).join("scripts/build-action-image"))
-        .arg(IMAGE)
-        .output()
-        .expect("scripts/build-action-image runs");
-    assert!(
-        output.status.success(),
-        "building the action image failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[test]
 fn action_image_runs_audit_as_the_runner_runs_a_docker_action() {
     if !support::engine_available("action_image_runs_audit_as_the_runner_runs_a_docker_action") {
         return;
     }
-    build_action_image();
+    let image = composite::action_image();
 
-    let version = support::docker(&["run", "--rm", IMAGE, "--version"]);
+    let version = support::docker(&["run", "--rm", &image, "--version"]);
     assert!(version.status.success());
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
@@ -324,7 +312,7 @@ fn action_image_runs_audit_as_the_runner_runs_a_docker_action() {
         &mount(&workspace, "/github/workspace"),
         "-v",
         &mount(&commands, "/github/file_commands"),
-        IMAGE,
+        &image,
         "audit",
         "--summary",
         "reports",
@@ -343,42 +331,16 @@ fn action_image_runs_audit_as_the_runner_runs_a_docker_action() {
 const TOKEN: &str = "ghs_containerTestToken42";
 const PR: u64 = 11;
 
-/// `name<<DELIM ... DELIM` records of a GITHUB_OUTPUT file.
-fn parse_outputs(text: &str) -> std::collections::HashMap<String, String> {
-    let mut out = std::collections::HashMap::new();
-    let mut lines = text.lines();
-    while let Some(head) = lines.next() {
-        let Some((name, delim)) = head.split_once("<<") else {
-            panic!("not the multi-line output form: {head}");
-        };
-        let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delim).collect();
-        out.insert(name.to_string(), value.join("\n"));
-    }
-    out
-}
-
+/// The pull-request reviewer of examples/workflows/pr-comment.yml: a rawjson log given as
+/// `build-log`, run through action.yml's steps with the runner's environment and files.
 #[test]
-fn action_image_comments_on_the_pull_request_as_the_runner_runs_it() {
-    if !support::engine_available("action_image_comments_on_the_pull_request_as_the_runner_runs_it")
-    {
+fn action_comments_on_the_pull_request_as_the_runner_runs_it() {
+    if !support::engine_available("action_comments_on_the_pull_request_as_the_runner_runs_it") {
         return;
     }
-    build_action_image();
+    let image = composite::action_image();
     let server = support::github_server::GitHubServer::start(TOKEN);
 
-    let dir = tempfile::tempdir().unwrap();
-    let workspace = dir.path().join("workspace");
-    let commands = dir.path().join("file_commands");
-    let temp = dir.path().join("runner_temp");
-    for d in [&workspace, &commands, &temp] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let scenario = Path::new(ROOT).join("tests/fixtures/buildkit-v0.24/p1-copy-before-deps");
-    std::fs::copy(scenario.join("v2.rawjson"), workspace.join("build.rawjson")).unwrap();
-    std::fs::copy(scenario.join("Dockerfile"), workspace.join("Dockerfile")).unwrap();
-    for file in ["output", "step_summary"] {
-        std::fs::write(commands.join(file), "").unwrap();
-    }
     let mut event: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(Path::new(ROOT).join(
             "tests/fixtures/public-samples/github-event-payloads/pull_request.synchronize.GITHUB_EVENT_PATH.buildx-ghactx_pr_event.json",
@@ -388,62 +350,40 @@ fn action_image_comments_on_the_pull_request_as_the_runner_runs_it() {
     .unwrap();
     event["number"] = PR.into();
     event["pull_request"]["number"] = PR.into();
-    let event_file = dir.path().join("event.json");
-    std::fs::write(&event_file, event.to_string()).unwrap();
+    let mut job = composite::Job::new("pull_request", &event);
+    job.set_env("GITHUB_API_URL", server.api_url.clone());
+    job.set_env("CACHEHIT_ACTION_IMAGE", image);
+    let scenario = Path::new(ROOT).join("tests/fixtures/buildkit-v0.24/p1-copy-before-deps");
+    std::fs::copy(
+        scenario.join("v2.rawjson"),
+        job.workspace.join("build.rawjson"),
+    )
+    .unwrap();
+    std::fs::copy(
+        scenario.join("Dockerfile"),
+        job.workspace.join("Dockerfile"),
+    )
+    .unwrap();
 
-    let mount = |host: &Path, inside: &str| format!("{}:{inside}", host.display());
-    let env = [
-        "GITHUB_ACTIONS=true".to_string(),
-        "GITHUB_REPOSITORY=o/r".into(),
-        format!("GITHUB_API_URL={}", server.api_url),
-        "GITHUB_EVENT_NAME=pull_request".into(),
-        "GITHUB_EVENT_PATH=/github/workflow/event.json".into(),
-        "GITHUB_WORKSPACE=/github/workspace".into(),
-        "GITHUB_OUTPUT=/github/file_commands/output".into(),
-        "GITHUB_STEP_SUMMARY=/github/file_commands/step_summary".into(),
-        "GITHUB_RUN_ID=6000".into(),
-        "RUNNER_TEMP=/github/runner_temp".into(),
-        format!("INPUT_GITHUB-TOKEN={TOKEN}"),
-        "INPUT_BUILD-LOG=build.rawjson".into(),
-        "INPUT_BASELINE=none".into(),
-        "INPUT_COMMENT=on".into(),
-        "INPUT_DOCKERFILE=Dockerfile".into(),
-    ];
-    let mut args: Vec<String> = [
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "--workdir",
-        "/github/workspace",
-    ]
-    .map(String::from)
-    .to_vec();
-    for e in &env {
-        args.push("-e".into());
-        args.push(e.clone());
-    }
-    for (host, inside) in [
-        (&workspace, "/github/workspace"),
-        (&commands, "/github/file_commands"),
-        (&temp, "/github/runner_temp"),
-        (&event_file, "/github/workflow/event.json"),
-    ] {
-        args.push("-v".into());
-        args.push(mount(host, inside));
-    }
-    args.push(IMAGE.into());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = support::docker(&args);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let run = composite::run_action(
+        Path::new(ROOT),
+        &[
+            ("github-token", TOKEN),
+            ("build-log", "build.rawjson"),
+            ("baseline", "none"),
+            ("comment", "on"),
+        ],
+        &job,
+        None,
+    );
+    let log = run.log();
+    assert!(run.success, "{log}");
     // Only the runner's mask command may carry the token.
-    let unmasked = stdout
+    let unmasked = log
         .lines()
         .filter(|l| !l.starts_with("::add-mask::"))
         .any(|l| l.contains(TOKEN));
-    assert!(!unmasked && !stderr.contains(TOKEN), "token leaked");
+    assert!(!unmasked, "token leaked");
 
     let comments = server.comments();
     assert_eq!(comments.len(), 1);
@@ -452,29 +392,27 @@ fn action_image_comments_on_the_pull_request_as_the_runner_runs_it() {
     assert!(body.contains("1/4 steps cached (25%)"), "{body}");
     assert!(body.contains("cache-busting-order"), "{body}");
 
-    let outputs = parse_outputs(&std::fs::read_to_string(commands.join("output")).unwrap());
+    let outputs = &run.outputs;
     assert_eq!(outputs["steps-cached"], "1");
     assert_eq!(outputs["steps-total"], "4");
     assert_eq!(outputs["cache-hit-ratio"], "0.2500");
     assert!(outputs["comment-url"].ends_with(&format!("#issuecomment-{}", comments[0].id)));
-    // The report is in the workspace, and its path relative to it: a later step on the host,
-    // which starts in the workspace (mounted elsewhere than in the container), finds it.
+    // The report is in the workspace, and its path relative to it: a later step, which starts
+    // in the workspace, finds it.
     assert_eq!(outputs["report-path"], "cachehit-report.json");
     let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace.join(&outputs["report-path"])).unwrap(),
+        &std::fs::read_to_string(job.workspace.join(&outputs["report-path"])).unwrap(),
     )
     .unwrap();
     assert_eq!(report["summary"]["steps_cached"], 1);
-    assert_eq!(
-        std::fs::read_dir(&temp).unwrap().count(),
-        0,
-        "nothing left in RUNNER_TEMP"
-    );
+    // Nothing left in RUNNER_TEMP but the runner's own folders.
+    let left: Vec<String> = std::fs::read_dir(&job.temp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("_"))
+        .collect();
+    assert!(left.is_empty(), "left in RUNNER_TEMP: {left:?}");
 
-    let summary = std::fs::read_to_string(commands.join("step_summary")).unwrap();
-    assert!(summary.contains("### cachehit"), "{summary}");
-    assert!(
-        stdout.contains("::warning file=Dockerfile,line="),
-        "{stdout}"
-    );
+    assert!(run.summary.contains("### cachehit"), "{}", run.summary);
+    assert!(log.contains("::warning file=Dockerfile,line="), "{log}");
 }

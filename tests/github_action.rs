@@ -1054,6 +1054,57 @@ fn an_invalid_gate_is_reported_escaped_and_fails_the_step() {
 }
 
 #[test]
+fn a_gate_without_evidence_is_a_warning_not_a_silent_pass() {
+    let server = GitHubServer::start(TOKEN);
+    let ws = Workspace::new("p2-deps-first", "v2");
+    let run = ws.run(
+        &server,
+        &[
+            ("baseline", "none"),
+            ("fail-on", "regression,rebuilt>100"),
+            ("comment", "off"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "::warning title=cachehit::fail-on regression not evaluated: there is no baseline to compare with"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("rebuilt>100 not evaluated"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_unknown_diagnosis_kind_fails_the_step_listing_the_known_ones() {
+    let server = GitHubServer::start(TOKEN);
+    let ws = Workspace::new("p2-deps-first", "v2");
+    let run = ws.run(&server, &[("fail-on", "diagnosis:cache-mode-minimum")]);
+    assert_eq!(run.code, Some(2), "{}", run.stdout);
+    let error = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error title=cachehit::input `fail-on`:"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        error.contains("unknown diagnosis kind `cache-mode-minimum`; known kinds: "),
+        "{error}"
+    );
+    for kind in cachehit::report::DiagnosisKind::KNOWN {
+        assert!(error.contains(kind.as_str()), "{kind}: {error}");
+    }
+    assert!(
+        server.comments().is_empty(),
+        "no work before the settings are valid"
+    );
+}
+
+#[test]
 fn a_summary_or_output_file_that_cannot_be_written_keeps_the_report() {
     let server = GitHubServer::start(TOKEN);
     let ws = Workspace::new("p2-deps-first", "v2");

@@ -7,10 +7,9 @@ use std::sync::LazyLock;
 
 use cachehit::{
     analysis,
-    cli::load_baseline,
     readers::{ReadOptions, read_inputs},
     render,
-    report::Report,
+    report::{Report, load},
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -26,7 +25,7 @@ static CURRENT: LazyLock<Report> = LazyLock::new(|| {
 fuzz_target!(|data: &[u8]| {
     let mut file = tempfile::NamedTempFile::new().expect("temporary file");
     file.write_all(data).expect("write temporary file");
-    if let Ok(baseline) = load_baseline(file.path()) {
+    if let Ok(baseline) = load::from_path(file.path()) {
         let mut report = CURRENT.clone();
         analysis::analyze_against(&mut report, &baseline, "fuzz.json");
         render::markdown::render(&report);

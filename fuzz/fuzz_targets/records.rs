@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
         InputFormat::HistoryInspect,
         InputFormat::Report,
     ] {
-        if let Ok(fragment) = read_json_value(&value, format, &ReadOptions::default()) {
+        if let Ok(fragment) =
+            read_json_value(value.clone(), format, &ReadOptions::default(), "fuzz.json")
+        {
             let report = analysis::analyze(fragment.build);
             render::markdown::render(&report);
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::model::StepStatus;
 use crate::readers::vertex_name::{VertexClass, classify};
-use crate::report::Report;
+use crate::report::{DiagnosisKind, Report, Severity};
 
 /// One release's report, labelled (a tag, an artifact name, a file name).
 #[derive(Clone, Debug)]
@@ -31,9 +31,9 @@ pub struct ReleaseRow {
 /// A diagnosis found in at least two consecutive releases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PersistentDiagnosis {
-    pub kind: String,
+    pub kind: DiagnosisKind,
     pub step: Option<String>,
-    pub severity: String,
+    pub severity: Severity,
     /// Message and fix as the latest release of the run gave them.
     pub message: String,
     pub fix: String,
@@ -84,7 +84,7 @@ fn pull_bytes(report: &Report) -> Option<u64> {
         .or_else(|| crate::analysis::compare::upgrade_bytes(&report.comparison.as_ref()?.pull_cost))
 }
 
-type DiagnosisKey = (String, Option<String>);
+type DiagnosisKey = (DiagnosisKind, Option<String>);
 
 /// `[builder 3/6] RUN make` → `[builder] RUN make`: a step inserted above it renumbers the
 /// step, but it is still the same step with the same problem.
@@ -120,14 +120,14 @@ fn persistent_diagnoses(releases: &[ReleaseReport]) -> Vec<PersistentDiagnosis> 
             let mut run = open.remove(&key).unwrap_or_else(|| PersistentDiagnosis {
                 kind: diagnosis.kind.clone(),
                 step: diagnosis.step.clone(),
-                severity: String::new(),
+                severity: diagnosis.severity,
                 message: String::new(),
                 fix: String::new(),
                 releases: Vec::new(),
                 wasted_ms: None,
             });
             run.step = diagnosis.step.clone();
-            run.severity = diagnosis.severity.clone();
+            run.severity = diagnosis.severity;
             run.message = diagnosis.message.clone();
             run.fix = diagnosis.fix.clone();
             run.releases.push(release.label.clone());
@@ -169,8 +169,8 @@ mod tests {
         report.diagnoses = steps
             .iter()
             .map(|step| Diagnosis {
-                kind: "cache-busting-order".into(),
-                severity: "warning".into(),
+                kind: DiagnosisKind::CacheBustingOrder,
+                severity: Severity::Warning,
                 message: String::new(),
                 fix: String::new(),
                 step: Some(step.to_string()),

@@ -3,36 +3,24 @@
 
 use std::collections::HashSet;
 
-use crate::analysis::matching::match_steps;
-use crate::model::{PlatformImage, Problem, StepKind, StepStatus, Transition};
-use crate::report::{Comparison, OLDEST_READABLE_SCHEMA, PlatformPullCost, Report, SCHEMA_VERSION};
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BaselineError {
-    #[error(
-        "the baseline report has schema version {found}, newer than this cachehit reads ({SCHEMA_VERSION}); upgrade cachehit"
-    )]
-    TooNew { found: u32 },
-    #[error(
-        "the baseline report has schema version {found}, older than this cachehit reads ({OLDEST_READABLE_SCHEMA})"
-    )]
-    TooOld { found: u32 },
-}
-
-pub fn check_baseline_version(found: u32) -> Result<(), BaselineError> {
-    if found > SCHEMA_VERSION {
-        Err(BaselineError::TooNew { found })
-    } else if found < OLDEST_READABLE_SCHEMA {
-        Err(BaselineError::TooOld { found })
-    } else {
-        Ok(())
-    }
-}
+use crate::analysis::matching::{MatchKind, match_steps};
+use crate::model::{PlatformImage, Problem, ProblemKind, StepKind, StepStatus, Transition};
+use crate::report::{Comparison, PlatformPullCost, Report};
 
 /// Compares `current` with `baseline` in place (per-step baseline fields, `summary.pull_bytes`)
 /// and returns the comparison, which is also stored in `current.comparison`.
 pub fn compare(current: &mut Report, baseline: &Report, baseline_source: &str) -> Comparison {
     let matches = match_steps(&current.build.steps, &baseline.build.steps);
+    compare_matched(current, baseline, baseline_source, &matches)
+}
+
+/// [`compare`] with the steps already matched (`matching::match_steps`).
+pub fn compare_matched(
+    current: &mut Report,
+    baseline: &Report,
+    baseline_source: &str,
+    matches: &[Option<(usize, MatchKind)>],
+) -> Comparison {
     let mut comparison = Comparison {
         baseline_source: baseline_source.to_string(),
         baseline_image_names: baseline.build.build.image_names.clone(),
@@ -42,7 +30,7 @@ pub fn compare(current: &mut Report, baseline: &Report, baseline_source: &str) -
         ..Comparison::default()
     };
     let mut used = vec![false; baseline.build.steps.len()];
-    for (step, matched) in current.build.steps.iter_mut().zip(&matches) {
+    for (step, matched) in current.build.steps.iter_mut().zip(matches) {
         let Some((j, _)) = matched else {
             if step.kind != StepKind::From {
                 step.transition = Some(Transition::New);
@@ -181,6 +169,7 @@ fn other_image_warning(current: &Report, baseline: &Report, source: &str) -> Opt
     }
     Some(Problem {
         source: source.to_string(),
+        kind: ProblemKind::OtherImage,
         message: format!(
             "the baseline is a build of another image ({}; this build: {}): per-step changes may be meaningless",
             before.into_iter().collect::<Vec<_>>().join(", "),
@@ -223,18 +212,6 @@ mod tests {
         assert_eq!(cost[0].new_layer_bytes, 470);
         assert_eq!((cost[0].new_layers, cost[0].reused_layers), (1, 2));
         assert_eq!(cost[1].new_layer_bytes, 9);
-    }
-
-    #[test]
-    fn schema_versions() {
-        assert!(check_baseline_version(SCHEMA_VERSION).is_ok());
-        assert_eq!(
-            check_baseline_version(SCHEMA_VERSION + 1),
-            Err(BaselineError::TooNew {
-                found: SCHEMA_VERSION + 1
-            })
-        );
-        assert!(check_baseline_version(0).is_err());
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! `hit-ratio-drop>POINTS`, `hit-ratio<PERCENT`, `pull-bytes>SIZE` (`500MB`, `1.5GB`, bytes),
 //! `rebuilt>N`, `regression` (any step cached before, rebuilt now), `regression:TEXT` (a step
 //! whose name contains TEXT regressed), `diagnosis:KIND` (e.g. `diagnosis:cache-not-delivered`),
-//! `failed` (the build failed).
+//! `failed` (the build failed). A `diagnosis:` kind this cachehit does not know is a syntax
+//! error listing the known ones: a typo would otherwise never trip.
 
 use crate::model::{BuildStatus, Transition};
-use crate::report::Report;
+use crate::report::{DiagnosisKind, Report};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Gate {
@@ -18,7 +19,7 @@ pub enum Gate {
     RebuiltAbove(u32),
     AnyRegression,
     RegressionOf(String),
-    Diagnosis(String),
+    Diagnosis(DiagnosisKind),
     BuildFailed,
 }
 
@@ -77,7 +78,15 @@ fn parse_gate(condition: &str) -> Result<Gate, GateSyntaxError> {
         return Ok(Gate::RegressionOf(v.to_string()));
     }
     if let Some(v) = condition.strip_prefix("diagnosis:") {
-        return Ok(Gate::Diagnosis(v.to_string()));
+        return DiagnosisKind::known(v.trim())
+            .map(Gate::Diagnosis)
+            .ok_or_else(|| {
+                error(&format!(
+                    "unknown diagnosis kind `{}`; known kinds: {}",
+                    v.trim(),
+                    DiagnosisKind::known_list()
+                ))
+            });
     }
     if condition == "failed" {
         return Ok(Gate::BuildFailed);
@@ -204,7 +213,7 @@ pub fn evaluate(gates: &[Gate], report: &Report) -> Vec<String> {
             Gate::Diagnosis(kind) => report
                 .diagnoses
                 .iter()
-                .find(|d| d.kind == *kind)
+                .find(|d| &d.kind == kind)
                 .map(|d| format!("{}: {}", d.kind, d.message)),
             Gate::BuildFailed => (report.build.build.status == BuildStatus::Failed)
                 .then(|| "the build failed".to_string()),
@@ -236,5 +245,24 @@ mod tests {
         let err = parse_gates(&["hit-ratio>5".into()]).unwrap_err();
         assert!(err.to_string().contains("hit-ratio>5"));
         assert!(parse_gates(&["pull-bytes>lots".into()]).is_err());
+    }
+
+    #[test]
+    fn a_diagnosis_gate_names_a_known_kind() {
+        assert_eq!(
+            parse_gates(&["diagnosis:cache-mode-min".into()]).unwrap(),
+            vec![Gate::Diagnosis(DiagnosisKind::CacheModeMin)]
+        );
+        let err = parse_gates(&["diagnosis:cache-not-delivred".into()]).unwrap_err();
+        assert_eq!(err.condition, "diagnosis:cache-not-delivred");
+        assert!(
+            err.why
+                .starts_with("unknown diagnosis kind `cache-not-delivred`; known kinds: "),
+            "{err}"
+        );
+        for kind in DiagnosisKind::KNOWN {
+            assert!(err.why.contains(kind.as_str()), "{err}");
+            assert!(parse_gates(&[format!("diagnosis:{kind}")]).is_ok());
+        }
     }
 }

@@ -1,148 +1,267 @@
-//! `cachehit action`: the GitHub Action's entry point. Everything comes from the runner's
-//! environment (see `github::runner`); it works the same inside the container and outside.
+//! `cachehit action`: the GitHub Action's front-end. Everything comes from the runner's
+//! environment (`github::runner`): every input of action.yml is read once into
+//! [`ActionInputs`] and resolved into the pipeline's settings before any work; the outcome
+//! goes to GitHub's sinks (the report file, annotations, the job summary, the pull-request
+//! comment, the outputs). It works the same inside the action's container and outside.
 
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
-
-use crate::analysis::{self, gates};
-use crate::github::api::{ApiError, GitHub, RetryPolicy};
-use crate::github::baseline::{self, AutoQuery, BaselineOutcome, find_auto};
-use crate::github::comment;
-use crate::github::runner::{
-    Runner, annotation, append, escape_data, pull_request_number, write_output,
+use crate::analysis::gates::{GateSyntaxError, parse_gates};
+use crate::github::api::{GitHub, RetryPolicy};
+use crate::github::baseline::{AutoQuery, report_file_name};
+use crate::github::runner::Runner;
+use crate::pipeline::{
+    self, BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, Outcome,
+    RegistryAccess, Settings,
 };
-use crate::model::StepStatus;
-use crate::readers::{ReadOptions, read_inputs};
-use crate::render::markdown;
-use crate::report::Report;
+use crate::readers::ReadOptions;
+use crate::sinks::pr_comment::{self, CommentMode};
+use crate::sinks::workflow_log::{self, error, warning};
+use crate::sinks::{job_summary, outputs, report_file};
 
 #[derive(Debug, clap::Args)]
 pub struct ActionArgs {}
 
 pub fn run(_args: ActionArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run_action(Runner::from_env()))
+    run_with(&Runner::from_env())
 }
 
-fn say(line: &str) {
-    println!("{line}");
+/// The action in `runner`'s environment, on the process's one runtime.
+pub fn run_with(runner: &Runner) -> anyhow::Result<ExitCode> {
+    crate::cli::runtime()?.block_on(run_action(runner))
 }
 
-async fn run_action(runner: Runner) -> anyhow::Result<ExitCode> {
-    let token = runner
-        .input("github-token")
-        .or_else(|| std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()));
+/// Every input of action.yml, read once before any work (the names are action.yml's). The
+/// fields are private and each is used, so the compiler reports an input read for nothing.
+struct ActionInputs {
+    metadata: Option<String>,
+    build_log: Vec<String>,
+    build_record: Vec<String>,
+    image: Option<String>,
+    baseline: Option<String>,
+    github_token: Option<String>,
+    comment: Option<String>,
+    comment_key: Option<String>,
+    fail_on: Vec<String>,
+    dockerfile: Option<String>,
+    artifact_name: Option<String>,
+    report_path: Option<String>,
+}
+
+impl ActionInputs {
+    fn read(runner: &Runner) -> Self {
+        ActionInputs {
+            metadata: runner.input("metadata"),
+            build_log: runner.input_list("build-log"),
+            build_record: runner.input_list("build-record"),
+            image: runner.input("image"),
+            baseline: runner.input("baseline"),
+            github_token: runner.input("github-token"),
+            comment: runner.input("comment"),
+            comment_key: runner.input("comment-key"),
+            fail_on: runner.input_list("fail-on"),
+            dockerfile: runner.input("dockerfile"),
+            artifact_name: runner.input("artifact-name"),
+            report_path: runner.input("report-path"),
+        }
+    }
+}
+
+/// A configuration the step cannot run with: it fails (exit 2), naming the input.
+#[derive(Debug, thiserror::Error)]
+enum ConfigError {
+    #[error("input `fail-on`: {0}")]
+    FailOn(#[from] GateSyntaxError),
+    #[error(
+        "no build records given: set `build-log` (a rawjson or plain progress log), `build-record` or `metadata`"
+    )]
+    NoRecords,
+    #[error("cannot create a temporary folder: {0}")]
+    TempDir(std::io::Error),
+    #[error("cannot write {}: {source}", .path.display())]
+    Metadata {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The inputs resolved: the pipeline's settings and what the sinks need.
+struct ActionSettings {
+    pipeline: Settings,
+    token: Option<String>,
+    comment: CommentMode,
+    key: String,
+    location: ReportLocation,
+    /// The Dockerfile as the workflow names it, for annotations.
+    dockerfile: String,
+    event: serde_json::Value,
+    /// Holds the inline `metadata` input as a file until the pipeline has read it.
+    _metadata_folder: tempfile::TempDir,
+}
+
+async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
+    let inputs = ActionInputs::read(runner);
+    let token = inputs
+        .github_token
+        .clone()
+        .or_else(|| runner.var("GITHUB_TOKEN"));
     if let Some(token) = &token {
         // Before anything else is printed: the runner hides it from every later log line.
-        say(&format!("::add-mask::{token}"));
+        workflow_log::mask(token);
     }
     // Configuration errors fail the step: a misconfigured step must not pass unnoticed.
-    let gates = match gates::parse_gates(&runner.input_list("fail-on")) {
-        Ok(g) => g,
+    let settings = match resolve(runner, inputs, token) {
+        Ok(settings) => settings,
         Err(e) => {
-            error(&format!("input `fail-on`: {e}"));
+            error(&e.to_string());
             return Ok(ExitCode::from(2));
         }
     };
-    let mode = comment_mode(&runner);
-    let key = runner
-        .input("comment-key")
-        .unwrap_or_else(|| "default".into());
+    let github = github_client(runner, settings.token.as_deref());
+    match pipeline::run(&settings.pipeline, github.as_ref()).await {
+        Ok(outcome) => Ok(write_sinks(runner, &settings, github.as_ref(), &outcome).await),
+        Err(failure) => {
+            error(&failure.to_string());
+            if let Some(file) = runner.summary_file() {
+                let _ = job_summary::write_no_report(&file, &failure.to_string());
+            }
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn resolve(
+    runner: &Runner,
+    inputs: ActionInputs,
+    token: Option<String>,
+) -> Result<ActionSettings, ConfigError> {
+    let gates = parse_gates(&inputs.fail_on)?;
+    let comment = comment_mode(inputs.comment.as_deref());
+    let key = inputs.comment_key.unwrap_or_else(|| "default".into());
+    let location = report_location(runner, inputs.report_path.as_deref(), &key);
 
     // Inputs: the metadata output comes inline; logs and records are paths in the workspace.
-    let mut paths: Vec<PathBuf> = Vec::new();
-    let temp = tempfile::Builder::new()
+    let folder = tempfile::Builder::new()
         .prefix("cachehit-")
         .tempdir_in(runner.temp_dir())
         .or_else(|_| tempfile::tempdir())
-        .context("cannot create a temporary folder")?;
-    if let Some(metadata) = runner.input("metadata")
-        && metadata != "{}"
-    {
-        let path = temp.path().join("metadata.json");
-        std::fs::write(&path, metadata)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(ConfigError::TempDir)?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    if let Some(metadata) = inputs.metadata.filter(|m| m != "{}") {
+        let path = folder.path().join("metadata.json");
+        std::fs::write(&path, metadata).map_err(|source| ConfigError::Metadata {
+            path: path.clone(),
+            source,
+        })?;
         paths.push(path);
     }
-    for name in ["build-log", "build-record"] {
-        paths.extend(runner.input_list(name).iter().map(|p| runner.resolve(p)));
+    for path in inputs.build_log.iter().chain(&inputs.build_record) {
+        paths.push(runner.resolve(path));
     }
     if paths.is_empty() {
-        error(
-            "no build records given: set `build-log` (a rawjson or plain progress log), `build-record` or `metadata`",
-        );
-        return Ok(ExitCode::from(2));
-    }
-    let build = match read_inputs(&paths, &ReadOptions::default()) {
-        Ok(build) => build,
-        Err(e) => {
-            error(&e.to_string());
-            if let Some(summary) = runner.summary_file() {
-                let _ = append(
-                    &summary,
-                    &format!(
-                        "### cachehit\n\nNo report: {}\n",
-                        markdown::escape_text(&e.to_string())
-                    ),
-                );
-            }
-            return Ok(ExitCode::from(2));
-        }
-    };
-    for problem in &build.problems {
-        warn(&format!("{}: {}", problem.source, problem.message));
-    }
-    let mut report = analysis::analyze(build);
-    if let Some(reference) = runner.input("image") {
-        fetch_image(&reference, token.as_deref(), &mut report);
+        return Err(ConfigError::NoRecords);
     }
 
-    let github = match runner.repository() {
-        Some((owner, repo)) => match GitHub::new(
-            &runner.api_url(),
-            token.as_deref(),
-            &owner,
-            &repo,
-            retry_policy(),
-        ) {
-            Ok(github) => Some(github),
-            Err(e) => {
-                // GitHub problems never fail the step: the report comes out without it.
-                warn(&e.to_string());
-                None
-            }
-        },
-        None => None,
-    };
     let event = runner.event().unwrap_or(serde_json::Value::Null);
-    let location = report_location(&runner, &baseline::report_file_name(&key));
-    // The file name this step uploads is the one to look for in earlier runs' artifacts.
-    let report_file = location
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| baseline::report_file_name(&key));
-    let baseline_note =
-        apply_baseline(&runner, github.as_ref(), &event, &report_file, &mut report).await;
+    let baseline = match inputs.baseline.as_deref().unwrap_or("auto") {
+        "none" => BaselineChoice::None,
+        "auto" => BaselineChoice::Auto(AutoQuery {
+            artifact_name: inputs.artifact_name.unwrap_or_default(),
+            default_branch: event
+                .pointer("/repository/default_branch")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+            current_tag: runner.current_tag(&event),
+            current_run_id: runner.run_id(),
+            // The file name this step uploads is the one to look for in earlier runs' artifacts.
+            report_file: location
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| report_file_name(&key)),
+        }),
+        path => BaselineChoice::File {
+            path: runner.resolve(path),
+            label: path.to_string(),
+            required: false,
+        },
+    };
+    let dockerfile = inputs.dockerfile.unwrap_or_else(|| "Dockerfile".into());
+    let images = ImageSources {
+        current: inputs.image,
+        registry: RegistryAccess {
+            // The job's token opens the repository's packages on ghcr.io, nothing else.
+            credentials: match &token {
+                Some(token) => CredentialPolicy::GitHubToken(token.clone()),
+                None => CredentialPolicy::Anonymous,
+            },
+            ..RegistryAccess::default()
+        },
+        ..ImageSources::default()
+    };
+    Ok(ActionSettings {
+        pipeline: Settings {
+            inputs: paths,
+            read: ReadOptions::default(),
+            images,
+            baseline,
+            dockerfile: Some(DockerfileSource {
+                path: runner.resolve(&dockerfile),
+                required: false,
+            }),
+            gates,
+        },
+        token,
+        comment,
+        key,
+        location,
+        dockerfile,
+        event,
+        _metadata_folder: folder,
+    })
+}
 
-    let dockerfile = runner
-        .input("dockerfile")
-        .unwrap_or_else(|| "Dockerfile".into());
-    if let Ok(text) = std::fs::read_to_string(runner.resolve(&dockerfile)) {
-        analysis::dockerfile::locate_lines(&mut report, &text);
+/// The REST client, when the run names its repository. GitHub problems never fail the step:
+/// without a client the report comes out without what needs GitHub.
+fn github_client(runner: &Runner, token: Option<&str>) -> Option<GitHub> {
+    let (owner, repo) = runner.repository()?;
+    match GitHub::new(
+        &runner.api_url(),
+        token,
+        &owner,
+        &repo,
+        retry_policy(runner),
+    ) {
+        Ok(github) => Some(github),
+        Err(e) => {
+            warning(&e.to_string());
+            None
+        }
     }
+}
 
-    // From here on, a file that cannot be written is reported and the others are still
-    // written: the report file must survive a broken summary or output file, and the
-    // outputs must still point at it.
-    let mut failures: Vec<String> = Vec::new();
+/// Writes the outcome everywhere it goes. A file that cannot be written is reported and the
+/// others are still written: the report file must survive a broken summary or output file,
+/// and the outputs must still point at it.
+async fn write_sinks(
+    runner: &Runner,
+    settings: &ActionSettings,
+    github: Option<&GitHub>,
+    outcome: &Outcome,
+) -> ExitCode {
+    let report = &outcome.report;
+    let note = outcome.baseline_note.as_deref();
+    for problem in &outcome.warnings {
+        warning(&problem.to_string());
+    }
+    for missing in &outcome.gates.unevaluated {
+        warning(&format!("fail-on {missing}"));
+    }
+    let location = &settings.location;
     if location.outside_workspace {
-        warn(&format!(
+        warning(&format!(
             "report-path {} is outside the workspace ({}): only the workspace is shared between \
              the action's container and the steps after it, so actions/upload-artifact cannot \
              find the report there; use a path inside the workspace",
@@ -150,86 +269,33 @@ async fn run_action(runner: Runner) -> anyhow::Result<ExitCode> {
             runner.workspace().display()
         ));
     }
-    let report_written = write_report(&location.path, &report);
+    let mut failures: Vec<String> = Vec::new();
+    let report_written = report_file::write(&location.path, report);
     if let Err(e) = &report_written {
-        failures.push(format!("{e:#}"));
+        failures.push(e.to_string());
     }
-    for d in &report.diagnoses {
-        let level = if d.severity == "notice" {
-            "notice"
-        } else {
-            "warning"
-        };
-        say(&annotation(
-            level,
-            Some(&dockerfile),
-            d.dockerfile_line,
-            &format!("cachehit: {}", d.kind),
-            &format!("{} Fix: {}", d.message, d.fix),
-        ));
+    workflow_log::annotate(report, &settings.dockerfile);
+    if let Some(file) = runner.summary_file()
+        && let Err(e) = job_summary::write(&file, report, note)
+    {
+        failures.push(e.to_string());
     }
-
-    if let Some(file) = runner.summary_file() {
-        let summary = summary_within(&report, baseline_note.as_deref(), SUMMARY_TARGET_BYTES);
-        if let Err(e) = append(&file, &summary) {
-            failures.push(format!(
-                "cannot write the job summary to {}: {e}",
-                file.display()
-            ));
-        }
-    }
-
-    let comment_url = post_comment(
-        github.as_ref(),
-        &event,
-        mode,
-        &key,
-        &report,
-        baseline_note.as_deref(),
-    )
-    .await;
-
+    let comment = pr_comment::Comment {
+        mode: settings.comment,
+        key: &settings.key,
+        report,
+        baseline_note: note,
+    };
+    let comment_url = pr_comment::post(github, &settings.event, &comment).await;
     if let Some(file) = runner.output_file() {
-        let s = &report.summary;
-        let rebuilt: Vec<&str> = report
-            .build
-            .steps
-            .iter()
-            .filter(|st| matches!(st.status, StepStatus::Rebuilt | StepStatus::Failed))
-            .map(|st| st.name.as_str())
-            .collect();
-        let outputs = [
-            (
-                "cache-hit-ratio",
-                s.cache_hit_ratio
-                    .map(|r| format!("{r:.4}"))
-                    .unwrap_or_default(),
-            ),
-            ("steps-cached", s.steps_cached.to_string()),
-            ("steps-total", s.steps_total.to_string()),
-            ("rebuilt-steps", rebuilt.join("\n")),
-            (
-                "pull-bytes",
-                s.pull_bytes.map(|b| b.to_string()).unwrap_or_default(),
-            ),
-            (
-                "report-path",
-                if report_written.is_ok() {
-                    location.output.clone()
-                } else {
-                    String::new()
-                },
-            ),
-            ("comment-url", comment_url.unwrap_or_default()),
-        ];
-        for (name, value) in outputs {
-            if let Err(e) = write_output(&file, name, &value) {
-                failures.push(format!("{e:#}"));
-                break;
-            }
+        let written = outputs::Written {
+            report_path: report_written.is_ok().then_some(location.output.as_str()),
+            comment_url: comment_url.as_deref(),
+        };
+        if let Err(e) = outputs::write(&file, report, &written) {
+            failures.push(e.to_string());
         }
     }
-
     let kept = if report_written.is_ok() {
         format!("; the report was written to {}", location.path.display())
     } else {
@@ -238,43 +304,21 @@ async fn run_action(runner: Runner) -> anyhow::Result<ExitCode> {
     for failure in &failures {
         error(&format!("{failure}{kept}"));
     }
-    let tripped = gates::evaluate(&gates, &report);
-    for reason in &tripped {
-        say(&format!(
-            "::error title=cachehit gate::{}",
-            escape_data(reason)
-        ));
+    for reason in &outcome.gates.tripped {
+        workflow_log::gate_failed(reason);
     }
-    Ok(if !failures.is_empty() {
+    if !failures.is_empty() {
         ExitCode::from(2)
-    } else if !tripped.is_empty() {
+    } else if !outcome.gates.tripped.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
-}
-
-fn warn(message: &str) {
-    say(&format!(
-        "::warning title=cachehit::{}",
-        escape_data(message)
-    ));
-}
-
-fn error(message: &str) {
-    say(&format!("::error title=cachehit::{}", escape_data(message)));
+    }
 }
 
 /// The `comment` input: `on`, `off`, `on-regression`, or a YAML boolean.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum CommentMode {
-    On,
-    Off,
-    OnRegression,
-}
-
-fn comment_mode(runner: &Runner) -> CommentMode {
-    let Some(value) = runner.input("comment") else {
+fn comment_mode(value: Option<&str>) -> CommentMode {
+    let Some(value) = value else {
         return CommentMode::On;
     };
     match value.to_ascii_lowercase().as_str() {
@@ -282,7 +326,7 @@ fn comment_mode(runner: &Runner) -> CommentMode {
         "off" | "false" => CommentMode::Off,
         "on-regression" => CommentMode::OnRegression,
         _ => {
-            warn(&format!(
+            warning(&format!(
                 "input `comment`: `{value}` is not one of on, off, on-regression, true, false; \
                  using the default, on"
             ));
@@ -302,15 +346,14 @@ struct ReportLocation {
 }
 
 /// The `report-path` input (relative paths are in the workspace), else the report file name
-/// in the workspace root. Not RUNNER_TEMP: a Docker action either does not see it or sees it
-/// under another path than the host's later steps.
-fn report_location(runner: &Runner, default_name: &str) -> ReportLocation {
+/// of the comment key in the workspace root. Not RUNNER_TEMP: a Docker action either does not
+/// see it or sees it under another path than the host's later steps.
+fn report_location(runner: &Runner, report_path: Option<&str>, key: &str) -> ReportLocation {
     let workspace = normalize(&runner.workspace());
     let path = normalize(
-        &runner
-            .input("report-path")
-            .map(|p| runner.resolve(&p))
-            .unwrap_or_else(|| runner.workspace().join(default_name)),
+        &report_path
+            .map(|p| runner.resolve(p))
+            .unwrap_or_else(|| runner.workspace().join(report_file_name(key))),
     );
     match path.strip_prefix(&workspace) {
         Ok(relative) if !relative.as_os_str().is_empty() => ReportLocation {
@@ -345,210 +388,15 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| {
-            format!(
-                "cannot create the folder of the report {}",
-                parent.display()
-            )
-        })?;
-    }
-    std::fs::write(path, crate::render::json::render(report))
-        .with_context(|| format!("cannot write the report to {}", path.display()))
-}
-
-/// GitHub refuses a step's summary above 1 MiB (counted in bytes).
-const SUMMARY_LIMIT_BYTES: usize = 1024 * 1024;
-/// What cachehit writes at most, well under the limit.
-const SUMMARY_TARGET_BYTES: usize = SUMMARY_LIMIT_BYTES - 64 * 1024;
-/// A baseline note longer than this is cut: it is one sentence, or an error message.
-const NOTE_MAX_CHARS: usize = 2_000;
-
-/// The markdown report plus the baseline note, within `max_bytes` bytes: the table is cut
-/// first, the summary line kept. The renderer counts characters, so its budget shrinks
-/// until the bytes fit.
-fn summary_within(report: &Report, note: Option<&str>, max_bytes: usize) -> String {
-    let note = note
-        .map(|n| {
-            let n: String = n.chars().take(NOTE_MAX_CHARS).collect();
-            format!("\n_{}_\n", markdown::escape_text(&n))
-        })
-        .unwrap_or_default();
-    let target = max_bytes.saturating_sub(note.len());
-    // A character is at least one byte: a budget of `target` characters is the most that
-    // can fit.
-    let mut budget = target;
-    let mut text = markdown::render_within(report, budget);
-    for _ in 0..16 {
-        if text.len() <= target {
-            break;
-        }
-        let scaled = (budget as u128 * target as u128 / text.len() as u128) as usize;
-        budget = scaled.saturating_sub(scaled / 100 + 1);
-        text = markdown::render_within(report, budget);
-    }
-    if text.len() > target {
-        let mut cut = target;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
-    text.push_str(&note);
-    text
-}
-
 /// Tests shrink the waits with `CACHEHIT_RETRY_BASE_MS`.
-fn retry_policy() -> RetryPolicy {
+fn retry_policy(runner: &Runner) -> RetryPolicy {
     let mut policy = RetryPolicy::default();
-    if let Some(ms) = std::env::var("CACHEHIT_RETRY_BASE_MS")
-        .ok()
+    if let Some(ms) = runner
+        .var("CACHEHIT_RETRY_BASE_MS")
         .and_then(|v| v.parse().ok())
     {
         policy.first_backoff = Duration::from_millis(ms);
         policy.max_wait = Duration::from_millis(ms * 8);
     }
     policy
-}
-
-/// Compares with the baseline the `baseline` input names; returns a note when there is none.
-async fn apply_baseline(
-    runner: &Runner,
-    github: Option<&GitHub>,
-    event: &serde_json::Value,
-    report_file: &str,
-    report: &mut Report,
-) -> Option<String> {
-    let choice = runner.input("baseline").unwrap_or_else(|| "auto".into());
-    match choice.as_str() {
-        "none" => None,
-        "auto" => {
-            let Some(github) = github else {
-                return Some("No baseline: no repository or token to look it up with.".into());
-            };
-            let query = AutoQuery {
-                artifact_name: runner.input("artifact-name").unwrap_or_default(),
-                default_branch: event
-                    .pointer("/repository/default_branch")
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_string),
-                current_tag: runner.current_tag(event),
-                current_run_id: runner.run_id(),
-                report_file: report_file.to_string(),
-            };
-            let search = find_auto(github, &query).await;
-            for problem in &search.problems {
-                warn(&format!("baseline search: {problem}"));
-            }
-            match search.outcome {
-                BaselineOutcome::Found {
-                    report: baseline,
-                    source,
-                } => {
-                    analysis::analyze_against(report, &baseline, &source);
-                    None
-                }
-                BaselineOutcome::NotFound { reason } => {
-                    Some(format!("{reason}. Compared with nothing."))
-                }
-            }
-        }
-        path => match crate::cli::compare::load_baseline(&runner.resolve(path)) {
-            Ok(baseline) => {
-                analysis::analyze_against(report, &baseline, path);
-                None
-            }
-            Err(message) => {
-                warn(&format!("baseline {path}: {message}"));
-                Some(format!("No baseline: {path}: {message}."))
-            }
-        },
-    }
-}
-
-/// Posts or updates the sticky comment on pull-request events; failures become warnings,
-/// never a failed step.
-async fn post_comment(
-    github: Option<&GitHub>,
-    event: &serde_json::Value,
-    mode: CommentMode,
-    key: &str,
-    report: &Report,
-    note: Option<&str>,
-) -> Option<String> {
-    let issue = pull_request_number(event)?;
-    if mode == CommentMode::Off {
-        return None;
-    }
-    let Some(github) = github else {
-        warn("no GITHUB_REPOSITORY or token: the pull-request comment was skipped");
-        return None;
-    };
-    let result = async {
-        let owner = comment::Owner::of(github).await?;
-        let noteworthy = !report.diagnoses.is_empty()
-            || report
-                .comparison
-                .as_ref()
-                .is_some_and(|c| c.steps_regressed > 0);
-        // Still refresh a comment an earlier, worse build left, so it does not mislead.
-        if mode == CommentMode::OnRegression
-            && !noteworthy
-            && comment::find_ours(github, issue, key, &owner)
-                .await?
-                .is_empty()
-        {
-            return Ok(None);
-        }
-        let body = comment::body(report, key, note);
-        comment::upsert(github, issue, key, &body, &owner)
-            .await
-            .map(|c| Some(c.html_url))
-    }
-    .await;
-    match result {
-        Ok(url) => url,
-        Err(e @ ApiError::Forbidden { .. }) => {
-            warn(&format!(
-                "{e}. Fork pull requests and read-only tokens cannot comment; the report is in the job summary."
-            ));
-            None
-        }
-        Err(e) => {
-            warn(&format!("the pull-request comment was not posted: {e}"));
-            None
-        }
-    }
-}
-
-/// Layers of the pushed image, for sizes and the pull cost. ghcr.io takes the job's token.
-fn fetch_image(reference: &str, token: Option<&str>, report: &mut Report) {
-    use crate::sources::registry::{Credentials, ImageRef, RegistryClient};
-    let result = ImageRef::parse(reference).and_then(|image| {
-        let credentials = (image.registry == "ghcr.io")
-            .then_some(token)
-            .flatten()
-            .map(|t| Credentials {
-                username: "x-access-token".into(),
-                password: t.to_string(),
-            });
-        RegistryClient::new(credentials, false, Duration::from_secs(20))
-            .images(&image)
-            .map_err(|e| e.to_string())
-    });
-    match result {
-        Ok(images) if !images.is_empty() => {
-            report.build.images = images;
-            report.summary.image_bytes = analysis::summary::summarize(&report.build).image_bytes;
-        }
-        Ok(_) => {}
-        Err(e) => {
-            warn(&format!("image layers unavailable: {e}"));
-            report.build.problems.push(crate::model::Problem {
-                source: reference.to_string(),
-                message: format!("image layers unavailable: {e}"),
-            });
-        }
-    }
 }

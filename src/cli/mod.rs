@@ -1,16 +1,21 @@
-//! Command-line interface: parses arguments and hands each subcommand to its module.
-//! Every subcommand lives in its own file and returns an exit code.
+//! Command-line front-ends: each subcommand parses its arguments, resolves the pipeline's
+//! settings, runs it, and writes the outcome to its sinks. `report` and `compare` write to
+//! the terminal (`run_to_terminal`), `action` to GitHub; `audit` reads reports only.
+//! Every subcommand lives in its own file and returns an exit code; `anyhow` is used here and
+//! nowhere else.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod action;
+pub mod action;
+mod args;
 mod audit;
 mod compare;
 mod report;
 
-pub use compare::load_baseline;
+use crate::pipeline::{self, NO_GITHUB, Settings};
+use crate::sinks::terminal;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,8 +51,46 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("cachehit: error: {err:#}");
+            terminal::error(&format!("{err:#}"));
             ExitCode::from(2)
         }
     }
+}
+
+/// The process's one async runtime.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs the pipeline and writes its outcome to the terminal: warnings, the report, the gates
+/// not evaluated, the gates tripped (exit 1). Exit 2 when no report came out.
+fn run_to_terminal(settings: Settings, out: &args::OutputArgs) -> anyhow::Result<ExitCode> {
+    let outcome = match runtime()?.block_on(pipeline::run(&settings, NO_GITHUB)) {
+        Ok(outcome) => outcome,
+        Err(failure) => {
+            terminal::error(&failure.to_string());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for warning in &outcome.warnings {
+        terminal::warning(&warning.to_string());
+    }
+    terminal::write_report(
+        &outcome.report,
+        out.format.map(Into::into),
+        out.output.as_deref(),
+    )?;
+    for missing in &outcome.gates.unevaluated {
+        terminal::warning(&format!("--fail-on {missing}"));
+    }
+    for reason in &outcome.gates.tripped {
+        terminal::gate_failed(reason);
+    }
+    Ok(if outcome.gates.tripped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -5,7 +5,7 @@
 //! handled here, as GitHub documents them: a request is never repeated before the
 //! `retry-after` or `x-ratelimit-reset` it was given, a secondary rate limit without headers
 //! waits at least a minute, and when the wait GitHub asks for is longer than the policy allows
-//! the call stops at once with [`ApiError::RateLimited`]. 5xx answers and transport errors are
+//! the call stops at once with [`ApiErrorKind::RateLimited`]. 5xx answers and transport errors are
 //! retried a bounded number of times with backoff; everything else is returned to the caller
 //! as a typed error.
 
@@ -17,37 +17,7 @@ use octocrab::Octocrab;
 use serde_json::Value;
 
 use crate::github::baseline::{ArtifactInfo, BaselineApi, ReleaseAsset, ReleaseInfo, RunInfo};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The token may not do this (fork pull requests, read-only tokens).
-    #[error("GitHub refused {what} ({status}): {message}")]
-    Forbidden {
-        what: String,
-        status: u16,
-        message: String,
-    },
-    #[error("{what} not found on GitHub (404): {message}")]
-    NotFound { what: String, message: String },
-    /// A primary or secondary rate limit that cachehit did not (or no longer) wait out.
-    #[error("GitHub rate-limited {what} ({status}): {message}; {outcome}")]
-    RateLimited {
-        what: String,
-        status: u16,
-        message: String,
-        /// What was done about it: not retried because the wait is too long, or given up.
-        outcome: String,
-    },
-    #[error("GitHub answered {status} to {what} after {attempts} attempt(s): {message}")]
-    Failed {
-        what: String,
-        status: u16,
-        attempts: u32,
-        message: String,
-    },
-    #[error("cannot reach GitHub for {what}: {message}")]
-    Transport { what: String, message: String },
-}
+pub use crate::github::error::{ApiError, ApiErrorKind};
 
 /// How hard to retry; tests shrink the waits.
 #[derive(Clone, Copy, Debug)]
@@ -130,7 +100,7 @@ const JSON_MEDIA_TYPE: &str = "application/vnd.github+json";
 struct Wait {
     /// Never retry sooner than this.
     at_least: Duration,
-    /// A rate limit (as opposed to a server error): reported as [`ApiError::RateLimited`].
+    /// A rate limit (as opposed to a server error): reported as [`ApiErrorKind::RateLimited`].
     rate_limit: bool,
     /// Where the wait comes from, for the error message.
     why: String,
@@ -144,10 +114,7 @@ impl GitHub {
         repo: &str,
         retry: RetryPolicy,
     ) -> Result<Self, ApiError> {
-        let transport = |message: String| ApiError::Transport {
-            what: "the API client".into(),
-            message,
-        };
+        let transport = |message: String| ApiError::transport("the API client", message);
         let mut builder = Octocrab::builder()
             .base_uri(api_url)
             .map_err(|e| transport(format!("bad API URL {api_url}: {e}")))?
@@ -182,14 +149,16 @@ impl GitHub {
             .await
     }
 
-    /// One request once: the client's own authorization, `Accept` as asked.
+    /// One request once: the client's own authorization, `Accept` as asked. Fails only when
+    /// there is no answer (the kind is always [`ApiErrorKind::Transport`]).
     async fn send_once(
         &self,
         method: Method,
         url: &str,
         body: Option<&Value>,
         accept: &str,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, ApiErrorKind> {
+        let transport = |message: String| ApiErrorKind::Transport { message };
         let method = match method {
             Method::Get => http::Method::GET,
             Method::Post => http::Method::POST,
@@ -198,17 +167,17 @@ impl GitHub {
         };
         let builder = http::Request::builder().method(method).uri(url).header(
             http::header::ACCEPT,
-            HeaderValue::from_str(accept).map_err(|e| e.to_string())?,
+            HeaderValue::from_str(accept).map_err(|e| transport(e.to_string()))?,
         );
         let request = self
             .client
             .build_request(builder, body)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| transport(e.to_string()))?;
         let response = self
             .client
             .execute(request)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| transport(e.to_string()))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
@@ -216,7 +185,7 @@ impl GitHub {
             .collect()
             .await
             .map(|b| b.to_bytes().to_vec())
-            .map_err(|e| format!("reading the answer: {e}"))?;
+            .map_err(|e| transport(format!("reading the answer: {e}")))?;
         Ok(Response {
             status,
             headers,
@@ -239,16 +208,13 @@ impl GitHub {
             attempt += 1;
             let response = match self.send_once(method, url, body, accept).await {
                 Ok(r) => r,
-                Err(message) => {
+                Err(kind) => {
                     if attempt < self.retry.attempts {
                         tokio::time::sleep(backoff.min(self.retry.max_wait)).await;
                         backoff *= 2;
                         continue;
                     }
-                    return Err(ApiError::Transport {
-                        what: what.to_string(),
-                        message,
-                    });
+                    return Err(ApiError::new(what, kind));
                 }
             };
             let status = response.status;
@@ -263,23 +229,19 @@ impl GitHub {
                 &mut secondary_wait,
                 chrono::Utc::now().timestamp_millis(),
             ) else {
-                return Err(match status.as_u16() {
-                    403 | 401 => ApiError::Forbidden {
-                        what: what.to_string(),
+                let kind = match status.as_u16() {
+                    403 | 401 => ApiErrorKind::Forbidden {
                         status: status.as_u16(),
                         message,
                     },
-                    404 => ApiError::NotFound {
-                        what: what.to_string(),
-                        message,
-                    },
-                    code => ApiError::Failed {
-                        what: what.to_string(),
+                    404 => ApiErrorKind::NotFound { message },
+                    code => ApiErrorKind::Failed {
                         status: code,
                         attempts: attempt,
                         message,
                     },
-                });
+                };
+                return Err(ApiError::new(what, kind));
             };
             let too_long = wait.at_least > self.retry.max_wait;
             if !too_long && attempt < self.retry.attempts {
@@ -297,21 +259,20 @@ impl GitHub {
             } else {
                 format!("still limited after {attempt} attempt(s) ({})", wait.why)
             };
-            return Err(if wait.rate_limit {
-                ApiError::RateLimited {
-                    what: what.to_string(),
+            let kind = if wait.rate_limit {
+                ApiErrorKind::RateLimited {
                     status: status.as_u16(),
                     message,
                     outcome,
                 }
             } else {
-                ApiError::Failed {
-                    what: what.to_string(),
+                ApiErrorKind::Failed {
                     status: status.as_u16(),
                     attempts: attempt,
                     message: format!("{message}; {outcome}"),
                 }
-            });
+            };
+            return Err(ApiError::new(what, kind));
         }
     }
 
@@ -357,7 +318,7 @@ impl GitHub {
                 .get("login")
                 .and_then(Value::as_str)
                 .map(str::to_string)),
-            Err(ApiError::Forbidden { .. } | ApiError::NotFound { .. }) => Ok(None),
+            Err(e) if e.is_forbidden() || e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -411,10 +372,8 @@ impl GitHub {
                 what,
             )
             .await?;
-        Comment::from_json(&response.json()).ok_or_else(|| ApiError::Transport {
-            what: what.into(),
-            message: "the answer is not a comment".into(),
-        })
+        Comment::from_json(&response.json())
+            .ok_or_else(|| ApiError::transport(what, "the answer is not a comment"))
     }
 
     pub async fn delete_comment(&self, id: u64) -> Result<(), ApiError> {
@@ -437,18 +396,12 @@ impl GitHub {
             if response.status.is_redirection() {
                 url = response
                     .header(http::header::LOCATION.as_str())
-                    .ok_or_else(|| ApiError::Transport {
-                        what: what.to_string(),
-                        message: "redirect without a location".into(),
-                    })?;
+                    .ok_or_else(|| ApiError::transport(what, "redirect without a location"))?;
                 continue;
             }
             return Ok(response.body);
         }
-        Err(ApiError::Transport {
-            what: what.to_string(),
-            message: "too many redirects".into(),
-        })
+        Err(ApiError::transport(what, "too many redirects"))
     }
 }
 
@@ -590,15 +543,14 @@ fn text_at(value: &Value, pointer: &str) -> Option<String> {
 }
 
 impl BaselineApi for GitHub {
-    async fn list_artifacts(&self, name: &str) -> Result<Vec<ArtifactInfo>, String> {
+    async fn list_artifacts(&self, name: &str) -> Result<Vec<ArtifactInfo>, ApiError> {
         let url = self.repo_url(&format!(
             "/actions/artifacts?per_page=100&name={}",
             encode(name)
         ));
         let items = self
             .get_pages(&url, "listing artifacts", Some("artifacts"))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(items
             .iter()
             .filter_map(|a| {
@@ -624,12 +576,11 @@ impl BaselineApi for GitHub {
             .collect())
     }
 
-    async fn get_workflow_run(&self, run_id: u64) -> Result<RunInfo, String> {
+    async fn get_workflow_run(&self, run_id: u64) -> Result<RunInfo, ApiError> {
         let url = self.repo_url(&format!("/actions/runs/{run_id}"));
         let run = self
             .send(Method::Get, &url, None, "reading a workflow run")
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .json();
         Ok(RunInfo {
             id: run_id,
@@ -641,19 +592,15 @@ impl BaselineApi for GitHub {
         })
     }
 
-    async fn download_artifact_zip(&self, artifact_id: u64) -> Result<Vec<u8>, String> {
+    async fn download_artifact_zip(&self, artifact_id: u64) -> Result<Vec<u8>, ApiError> {
         let url = self.repo_url(&format!("/actions/artifacts/{artifact_id}/zip"));
         self.download(&url, "downloading the baseline artifact")
             .await
-            .map_err(|e| e.to_string())
     }
 
-    async fn list_releases(&self) -> Result<Vec<ReleaseInfo>, String> {
+    async fn list_releases(&self) -> Result<Vec<ReleaseInfo>, ApiError> {
         let url = self.repo_url("/releases?per_page=100");
-        let items = self
-            .get_pages(&url, "listing releases", None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let items = self.get_pages(&url, "listing releases", None).await?;
         Ok(items
             .iter()
             .filter_map(|r| {
@@ -681,11 +628,10 @@ impl BaselineApi for GitHub {
             .collect())
     }
 
-    async fn download_release_asset(&self, asset_id: u64) -> Result<Vec<u8>, String> {
+    async fn download_release_asset(&self, asset_id: u64) -> Result<Vec<u8>, ApiError> {
         let url = self.repo_url(&format!("/releases/assets/{asset_id}"));
         self.download(&url, "downloading the baseline release asset")
             .await
-            .map_err(|e| e.to_string())
     }
 }
 

@@ -5,14 +5,23 @@
 //! the repository itself (never a fork's, never a pull-request run) on the default branch or
 //! on the previous release's tag; else the report asset of the newest published release
 //! before the one being built. It never fails the job: the outcome is a report or a sentence
-//! saying why there is none, plus the GitHub errors met on the way.
+//! saying why there is none, plus the GitHub errors met on the way, typed, so that what to do
+//! next can depend on what went wrong (a rate limit, a refused token, a missing resource, no
+//! connection).
+//!
+//! Every report found is read by the one report loader (`report::load`): a report of a schema
+//! this cachehit cannot read is passed over with the same message as everywhere.
 
+use std::fmt;
 use std::future::Future;
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
 use chrono::{DateTime, Utc};
 
-use crate::report::{OLDEST_READABLE_SCHEMA, Report};
+use crate::github::error::ApiError;
+use crate::github::key::encode_key;
+use crate::report::Report;
+use crate::report::load::{self, LoadError};
 
 pub const DEFAULT_ARTIFACT_NAME: &str = "cachehit-report";
 /// The report's file name when one image is reported: inside the artifact zip, and as the
@@ -21,8 +30,6 @@ pub const RELEASE_ASSET_NAME: &str = "cachehit-report.json";
 
 /// Artifacts (or releases) looked at before giving up: each costs a lookup and a download.
 const MAX_CANDIDATES: usize = 10;
-/// A report JSON bigger than this inside an artifact zip is not ours.
-const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ArtifactInfo {
@@ -70,7 +77,7 @@ pub struct ReleaseInfo {
 /// so their reports neither overwrite each other in the workspace nor get mixed up in an
 /// artifact that holds several.
 pub fn report_file_name(key: &str) -> String {
-    let encoded = crate::github::comment::encode_key(key, false);
+    let encoded = encode_key(key, false);
     if encoded == "default" {
         RELEASE_ASSET_NAME.to_string()
     } else {
@@ -84,27 +91,29 @@ impl ReleaseInfo {
     }
 }
 
-/// The GitHub calls the search needs, each failing with a message fit for a log line.
+/// The GitHub calls the search needs, each failing with a typed [`ApiError`].
 /// Implemented over the REST client; tests implement it on data.
 pub trait BaselineApi {
     /// Artifacts of the repository with exactly this name, any order.
     fn list_artifacts(
         &self,
         name: &str,
-    ) -> impl Future<Output = Result<Vec<ArtifactInfo>, String>> + Send;
-    fn get_workflow_run(&self, run_id: u64)
-    -> impl Future<Output = Result<RunInfo, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<ArtifactInfo>, ApiError>> + Send;
+    fn get_workflow_run(
+        &self,
+        run_id: u64,
+    ) -> impl Future<Output = Result<RunInfo, ApiError>> + Send;
     /// The artifact's zip, after following the download redirect.
     fn download_artifact_zip(
         &self,
         artifact_id: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<u8>, ApiError>> + Send;
     /// Every release (all pages), newest first, as GitHub lists them.
-    fn list_releases(&self) -> impl Future<Output = Result<Vec<ReleaseInfo>, String>> + Send;
+    fn list_releases(&self) -> impl Future<Output = Result<Vec<ReleaseInfo>, ApiError>> + Send;
     fn download_release_asset(
         &self,
         asset_id: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<u8>, ApiError>> + Send;
 }
 
 /// What to look for.
@@ -136,10 +145,41 @@ pub enum BaselineOutcome {
 
 /// The outcome, and the GitHub errors met on the way (which the action prints as warnings:
 /// a rate limit or a refused token must be visible even when an older report was found).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct AutoSearch {
     pub outcome: BaselineOutcome,
-    pub problems: Vec<String>,
+    pub problems: Vec<SearchProblem>,
+}
+
+/// A GitHub error met during the search, with the step of the search it stopped.
+#[derive(Debug)]
+pub struct SearchProblem {
+    /// `cannot list releases`, `run 4000`, `artifact 77`, `release v1.3.0 asset NAME`.
+    pub context: String,
+    pub error: ApiError,
+}
+
+impl fmt::Display for SearchProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.error)
+    }
+}
+
+/// A report that an artifact zip should hold but does not yield.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("not a zip archive: {0}")]
+    NotZip(#[source] zip::result::ZipError),
+    #[error("the zip holds no {wanted} (files: {})", .names.join(", "))]
+    NoReport { wanted: String, names: Vec<String> },
+    #[error("cannot open {name} in the zip: {source}")]
+    Entry {
+        name: String,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    #[error(transparent)]
+    Report(#[from] LoadError),
 }
 
 /// The published releases before the one this run builds, newest first. With no current
@@ -175,8 +215,11 @@ pub async fn find_auto(api: &impl BaselineApi, query: &AutoQuery) -> AutoSearch 
     let mut problems = Vec::new();
     let releases = match api.list_releases().await {
         Ok(releases) => Some(releases),
-        Err(e) => {
-            problems.push(format!("cannot list releases: {e}"));
+        Err(error) => {
+            problems.push(SearchProblem {
+                context: "cannot list releases".into(),
+                error,
+            });
             None
         }
     };
@@ -199,23 +242,23 @@ pub async fn find_auto(api: &impl BaselineApi, query: &AutoQuery) -> AutoSearch 
     )
     .await
     {
-        Ok(found) => {
+        found @ BaselineOutcome::Found { .. } => {
             return AutoSearch {
                 outcome: found,
                 problems,
             };
         }
-        Err(note) => notes.push(note),
+        BaselineOutcome::NotFound { reason } => notes.push(reason),
     }
     match older {
         Some(older) => match from_releases(api, &older, query, report_file, &mut problems).await {
-            Ok(found) => {
+            found @ BaselineOutcome::Found { .. } => {
                 return AutoSearch {
                     outcome: found,
                     problems,
                 };
             }
-            Err(note) => notes.push(note),
+            BaselineOutcome::NotFound { reason } => notes.push(reason),
         },
         None => notes.push("releases could not be listed".into()),
     }
@@ -227,19 +270,23 @@ pub async fn find_auto(api: &impl BaselineApi, query: &AutoQuery) -> AutoSearch 
     }
 }
 
+/// The newest trusted artifact's report, or why there is none.
 async fn from_artifacts(
     api: &impl BaselineApi,
     query: &AutoQuery,
     artifact_name: &str,
     previous_tag: Option<&str>,
     report_file: &str,
-    problems: &mut Vec<String>,
-) -> Result<BaselineOutcome, String> {
+    problems: &mut Vec<SearchProblem>,
+) -> BaselineOutcome {
     let artifacts = match api.list_artifacts(artifact_name).await {
         Ok(a) => a,
-        Err(e) => {
-            problems.push(format!("cannot list artifacts: {e}"));
-            return Err(format!("cannot list artifacts named {artifact_name}"));
+        Err(error) => {
+            problems.push(SearchProblem {
+                context: "cannot list artifacts".into(),
+                error,
+            });
+            return not_found(format!("cannot list artifacts named {artifact_name}"));
         }
     };
     let wanted_refs: Vec<&str> = [query.default_branch.as_deref(), previous_tag]
@@ -259,10 +306,13 @@ async fn from_artifacts(
         };
         let run = match api.get_workflow_run(run_id).await {
             Ok(run) => run,
-            Err(e) => {
-                let problem = format!("run {run_id}: {e}");
-                problems.push(problem.clone());
-                last_problem = Some(problem);
+            Err(error) => {
+                let problem = SearchProblem {
+                    context: format!("run {run_id}"),
+                    error,
+                };
+                last_problem = Some(problem.to_string());
+                problems.push(problem);
                 continue;
             }
         };
@@ -271,16 +321,19 @@ async fn from_artifacts(
         }
         let zip = match api.download_artifact_zip(artifact.id).await {
             Ok(zip) => zip,
-            Err(e) => {
-                let problem = format!("artifact {}: {e}", artifact.id);
-                problems.push(problem.clone());
-                last_problem = Some(problem);
+            Err(error) => {
+                let problem = SearchProblem {
+                    context: format!("artifact {}", artifact.id),
+                    error,
+                };
+                last_problem = Some(problem.to_string());
+                problems.push(problem);
                 continue;
             }
         };
         match report_from_zip(&zip, report_file) {
             Ok(report) => {
-                return Ok(BaselineOutcome::Found {
+                return BaselineOutcome::Found {
                     report: Box::new(report),
                     source: format!(
                         "artifact {artifact_name} (id {}) from run {run_id} on {}",
@@ -289,7 +342,7 @@ async fn from_artifacts(
                             .or(artifact.head_branch)
                             .unwrap_or_else(|| "?".into())
                     ),
-                });
+                };
             }
             Err(e) => last_problem = Some(format!("artifact {}: {e}", artifact.id)),
         }
@@ -299,7 +352,11 @@ async fn from_artifacts(
     if let Some(problem) = last_problem {
         note.push_str(&format!(" ({problem})"));
     }
-    Err(note)
+    not_found(note)
+}
+
+fn not_found(reason: String) -> BaselineOutcome {
+    BaselineOutcome::NotFound { reason }
 }
 
 /// Whether a run's code is the repository's own (its head repository is the repository),
@@ -357,15 +414,15 @@ async fn from_releases(
     older: &[&ReleaseInfo],
     query: &AutoQuery,
     report_file: &str,
-    problems: &mut Vec<String>,
-) -> Result<BaselineOutcome, String> {
+    problems: &mut Vec<SearchProblem>,
+) -> BaselineOutcome {
     let before = query
         .current_tag
         .as_deref()
         .map(|t| format!(" before {t}"))
         .unwrap_or_default();
     if older.is_empty() {
-        return Err(format!("no published release{before}"));
+        return not_found(format!("no published release{before}"));
     }
     let mut last_problem = None;
     let with_asset = older.iter().filter_map(|release| {
@@ -375,48 +432,44 @@ async fn from_releases(
             .map(|asset| (release, asset))
     });
     for (release, asset) in with_asset.take(MAX_CANDIDATES) {
+        let origin = format!("release {} asset {}", release.tag_name, asset.name);
         let bytes = match api.download_release_asset(asset.id).await {
             Ok(bytes) => bytes,
-            Err(e) => {
-                let problem = format!("release {} asset {}: {e}", release.tag_name, asset.name);
-                problems.push(problem.clone());
-                last_problem = Some(problem);
+            Err(error) => {
+                let problem = SearchProblem {
+                    context: origin,
+                    error,
+                };
+                last_problem = Some(problem.to_string());
+                problems.push(problem);
                 continue;
             }
         };
-        match parse_report(&bytes) {
+        match load::from_bytes(&bytes, &origin) {
             Ok(report) => {
-                return Ok(BaselineOutcome::Found {
+                return BaselineOutcome::Found {
                     report: Box::new(report),
-                    source: format!("release {} asset {}", release.tag_name, asset.name),
-                });
+                    source: origin,
+                };
             }
-            Err(e) => {
-                last_problem = Some(format!(
-                    "{} of release {}: {e}",
-                    asset.name, release.tag_name
-                ))
-            }
+            Err(e) => last_problem = Some(e.to_string()),
         }
     }
     let mut note = format!("no published release{before} has a {report_file} asset");
     if let Some(problem) = last_problem {
         note.push_str(&format!(" ({problem})"));
     }
-    Err(note)
+    not_found(note)
 }
 
 /// Reports of the last `count` published releases (their `cachehit-report.json` assets),
 /// oldest first, for `cachehit audit`. A release without a readable report is skipped and
-/// named in the returned notes.
+/// named in the returned notes; only listing the releases can fail.
 pub async fn release_reports(
     api: &impl BaselineApi,
     count: usize,
-) -> Result<(Vec<(String, Report)>, Vec<String>), String> {
-    let releases = api
-        .list_releases()
-        .await
-        .map_err(|e| format!("cannot list releases: {e}"))?;
+) -> Result<(Vec<(String, Report)>, Vec<String>), ApiError> {
+    let releases = api.list_releases().await?;
     let mut reports = Vec::new();
     let mut notes = Vec::new();
     for release in releases.iter().filter(|r| r.published()).take(count) {
@@ -427,12 +480,13 @@ pub async fn release_reports(
             ));
             continue;
         };
+        let origin = format!("release {} asset {}", release.tag_name, asset.name);
         match api.download_release_asset(asset.id).await {
-            Ok(bytes) => match parse_report(&bytes) {
+            Ok(bytes) => match load::from_bytes(&bytes, &origin) {
                 Ok(report) => reports.push((release.tag_name.clone(), report)),
-                Err(e) => notes.push(format!("release {}: {e}", release.tag_name)),
+                Err(e) => notes.push(e.to_string()),
             },
-            Err(e) => notes.push(format!("release {}: {e}", release.tag_name)),
+            Err(e) => notes.push(format!("{origin}: {e}")),
         }
     }
     // GitHub lists newest first; the audit reads oldest first.
@@ -442,9 +496,8 @@ pub async fn release_reports(
 
 /// The report inside an artifact zip: `preferred` (the file name the action writes), else
 /// `cachehit-report.json`, else the only `.json`.
-pub fn report_from_zip(bytes: &[u8], preferred: &str) -> Result<Report, String> {
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("not a zip archive: {e}"))?;
+pub fn report_from_zip(bytes: &[u8], preferred: &str) -> Result<Report, ArtifactError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(ArtifactError::NotZip)?;
     let names: Vec<String> = archive
         .file_names()
         .filter_map(|n| n.ok().map(|n| n.into_owned()))
@@ -459,28 +512,17 @@ pub fn report_from_zip(bytes: &[u8], preferred: &str) -> Result<Report, String> 
     let chosen = named(preferred)
         .or_else(|| named(RELEASE_ASSET_NAME))
         .or_else(|| (json_names.len() == 1).then(|| json_names[0]))
-        .ok_or_else(|| format!("the zip holds no {preferred} (files: {})", names.join(", ")))?;
+        .ok_or_else(|| ArtifactError::NoReport {
+            wanted: preferred.to_string(),
+            names: names.clone(),
+        })?;
     let entry = archive
         .by_name(chosen)
-        .map_err(|e| format!("cannot open {chosen} in the zip: {e}"))?;
-    let mut text = Vec::new();
-    entry
-        .take(MAX_REPORT_BYTES)
-        .read_to_end(&mut text)
-        .map_err(|e| format!("cannot read {chosen} from the zip: {e}"))?;
-    parse_report(&text).map_err(|e| format!("{chosen}: {e}"))
-}
-
-fn parse_report(bytes: &[u8]) -> Result<Report, String> {
-    let report: Report =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a cachehit report: {e}"))?;
-    if report.schema_version < OLDEST_READABLE_SCHEMA {
-        return Err(format!(
-            "report schema {} is older than this cachehit reads",
-            report.schema_version
-        ));
-    }
-    Ok(report)
+        .map_err(|source| ArtifactError::Entry {
+            name: chosen.clone(),
+            source,
+        })?;
+    Ok(load::from_reader(entry, chosen)?)
 }
 
 #[cfg(test)]
@@ -489,6 +531,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::github::error::ApiErrorKind;
     use crate::readers::{ReadOptions, read_inputs};
 
     /// A real report: `cachehit report` on the p2 fixture's first release.
@@ -519,7 +562,7 @@ mod tests {
     }
 
     impl BaselineApi for FakeGitHub {
-        async fn list_artifacts(&self, name: &str) -> Result<Vec<ArtifactInfo>, String> {
+        async fn list_artifacts(&self, name: &str) -> Result<Vec<ArtifactInfo>, ApiError> {
             Ok(self
                 .artifacts
                 .iter()
@@ -527,30 +570,48 @@ mod tests {
                 .cloned()
                 .collect())
         }
-        async fn get_workflow_run(&self, run_id: u64) -> Result<RunInfo, String> {
+        async fn get_workflow_run(&self, run_id: u64) -> Result<RunInfo, ApiError> {
             self.runs
                 .iter()
                 .find(|r| r.id == run_id)
                 .cloned()
-                .ok_or_else(|| "404 Not Found".into())
+                .ok_or_else(|| not_found("reading a workflow run"))
         }
-        async fn download_artifact_zip(&self, artifact_id: u64) -> Result<Vec<u8>, String> {
+        async fn download_artifact_zip(&self, artifact_id: u64) -> Result<Vec<u8>, ApiError> {
             self.zips
                 .iter()
                 .find(|(id, _)| *id == artifact_id)
                 .map(|(_, z)| z.clone())
-                .ok_or_else(|| "410 Gone".into())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        "downloading the baseline artifact",
+                        ApiErrorKind::Failed {
+                            status: 410,
+                            attempts: 1,
+                            message: "Gone".into(),
+                        },
+                    )
+                })
         }
-        async fn list_releases(&self) -> Result<Vec<ReleaseInfo>, String> {
+        async fn list_releases(&self) -> Result<Vec<ReleaseInfo>, ApiError> {
             Ok(self.releases.clone())
         }
-        async fn download_release_asset(&self, asset_id: u64) -> Result<Vec<u8>, String> {
+        async fn download_release_asset(&self, asset_id: u64) -> Result<Vec<u8>, ApiError> {
             self.assets
                 .iter()
                 .find(|(id, _)| *id == asset_id)
                 .map(|(_, b)| b.clone())
-                .ok_or_else(|| "404 Not Found".into())
+                .ok_or_else(|| not_found("downloading the baseline release asset"))
         }
+    }
+
+    fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            what,
+            ApiErrorKind::NotFound {
+                message: "Not Found".into(),
+            },
+        )
     }
 
     fn artifact(id: u64, run_id: u64, branch: &str, day: u32) -> ArtifactInfo {
@@ -857,13 +918,68 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_report_is_passed_over_with_the_loader_s_message() {
+        let mut newer = serde_json::to_value(fixture_report()).unwrap();
+        newer["schema_version"] = (crate::report::SCHEMA_VERSION + 1).into();
+        let newer = serde_json::to_vec(&newer).unwrap();
+        let refusal = format!(
+            "the report has schema version {}, newer than this cachehit reads ({}); upgrade cachehit",
+            crate::report::SCHEMA_VERSION + 1,
+            crate::report::SCHEMA_VERSION
+        );
+        let api = FakeGitHub {
+            artifacts: vec![artifact(1, 10, "main", 1)],
+            runs: vec![run(10, "success", "main")],
+            zips: vec![(1, zip_of(&[("cachehit-report.json", &newer)]))],
+            releases: vec![release("v1.3.0", Some(7))],
+            assets: vec![(7, newer.clone())],
+        };
+        match block_on(find_auto(&api, &query())).outcome {
+            BaselineOutcome::NotFound { reason } => {
+                assert!(
+                    reason.contains(&format!("artifact 1: cachehit-report.json: {refusal}")),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains(&format!(
+                        "release v1.3.0 asset cachehit-report.json: {refusal}"
+                    )),
+                    "{reason}"
+                );
+            }
+            other => panic!("a newer report is no baseline: {other:?}"),
+        }
+        let (reports, notes) = block_on(release_reports(&api, 3)).unwrap();
+        assert!(reports.is_empty());
+        assert_eq!(
+            notes,
+            [format!(
+                "release v1.3.0 asset cachehit-report.json: {refusal}"
+            )]
+        );
+    }
+
+    #[test]
+    fn search_problems_keep_the_kind_of_github_error() {
+        let api = FakeGitHub {
+            artifacts: vec![artifact(1, 10, "main", 1)],
+            ..FakeGitHub::default()
+        };
+        let search = block_on(find_auto(&api, &query()));
+        assert_eq!(search.problems.len(), 1, "{:?}", search.problems);
+        let problem = &search.problems[0];
+        assert_eq!(problem.context, "run 10");
+        assert!(problem.error.is_not_found() && !problem.error.is_transport());
+    }
+
+    #[test]
     fn a_zip_without_a_report_names_its_files() {
         let err = report_from_zip(
             &zip_of(&[("a.txt", b"x"), ("b.json", b"{}"), ("c.json", b"{}")]),
             RELEASE_ASSET_NAME,
         )
         .unwrap_err();
-        assert!(err.contains("a.txt, b.json, c.json"), "{err}");
+        assert!(err.to_string().contains("a.txt, b.json, c.json"), "{err}");
     }
 
     #[test]

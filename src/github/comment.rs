@@ -1,49 +1,9 @@
 //! The sticky pull-request comment: one per build (per marker key), created once and then
-//! updated, never duplicated.
+//! updated, never duplicated. Its body is rendered by `render::github`.
 
-use crate::github::api::{ApiError, Comment, GitHub};
-use crate::render::markdown;
-use crate::report::Report;
-
-/// GitHub rejects comment bodies longer than this many characters.
-pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
-
-/// Encoded keys longer than this are cut and end in a hash of the whole key.
-const MAX_ENCODED_KEY: usize = 200;
-
-/// A key as it appears in markers (`keep_slash`) and file names: ASCII letters, digits and
-/// `-`, `_`, `.` kept, every other UTF-8 byte percent-encoded, so distinct keys stay distinct
-/// and nothing in the key can end an HTML comment or leave a folder. An empty key is
-/// `default`.
-pub fn encode_key(key: &str, keep_slash: bool) -> String {
-    if key.is_empty() {
-        return "default".to_string();
-    }
-    let mut out = String::new();
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(b as char),
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    if out.len() > MAX_ENCODED_KEY {
-        // `~` is always encoded above, so this suffix cannot come from a key.
-        let mut cut = MAX_ENCODED_KEY;
-        while out[..cut].ends_with('%') || out[..cut.saturating_sub(1)].ends_with('%') {
-            cut -= 1;
-        }
-        out = format!("{}~{:016x}", &out[..cut], fnv1a(key.as_bytes()));
-    }
-    out
-}
-
-/// FNV-1a, 64 bits: a stable hash that needs no dependency.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+use crate::github::api::{Comment, GitHub};
+use crate::github::error::ApiError;
+use crate::github::key::encode_key;
 
 /// `<!-- cachehit:KEY -->`, with the key encoded by [`encode_key`].
 pub fn marker(key: &str) -> String {
@@ -104,20 +64,6 @@ fn ours(comments: &[Comment], marker: &str, owner: &Owner) -> Vec<Comment> {
     marked
 }
 
-/// Marker first, then the report within GitHub's limit (the table is cut, never the summary).
-pub fn body(report: &Report, key: &str, baseline_note: Option<&str>) -> String {
-    let marker = marker(key);
-    let note = baseline_note
-        .map(|n| format!("\n_{}_\n", markdown::escape_text(n)))
-        .unwrap_or_default();
-    let footer = "\n<sub>Posted by cachehit; updated on every build.</sub>\n";
-    let budget = GITHUB_COMMENT_LIMIT - marker.len() - note.chars().count() - footer.len() - 16;
-    format!(
-        "{marker}\n{}{note}{footer}",
-        markdown::render_within(report, budget)
-    )
-}
-
 /// Creates the comment, or updates the one this workflow already has. Two jobs finishing
 /// together may both create one: afterwards the oldest is kept and the others deleted.
 pub async fn upsert(
@@ -148,7 +94,8 @@ pub async fn upsert(
     {
         match github.delete_comment(duplicate.id).await {
             // Another job deleted it first.
-            Ok(()) | Err(ApiError::NotFound { .. }) => {}
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
     }
@@ -222,50 +169,5 @@ mod tests {
         assert!(Owner::Login("someone".into()).owns(&person, &marker));
         assert!(!Owner::Login("someone".into()).owns(&app, &marker));
         assert!(!Owner::AnyBot.owns(&comment("my-app[bot]", "Bot", "no marker"), &marker));
-    }
-}
-
-#[cfg(test)]
-mod limit_tests {
-    use super::*;
-    use crate::model::{Build, Step, StepKind, StepStatus};
-
-    #[test]
-    fn a_huge_build_fits_the_limit_keeping_the_summary() {
-        let steps = (0..4000)
-            .map(|i| Step {
-                name: format!("[{i}/4000] RUN make target-{i} | <b>@team</b> #{i}"),
-                instruction: format!("RUN make target-{i} | <b>@team</b> #{i} {}", "x".repeat(60)),
-                kind: StepKind::Run,
-                status: if i % 3 == 0 {
-                    StepStatus::Rebuilt
-                } else {
-                    StepStatus::Cached
-                },
-                index: Some(i),
-                total: Some(4000),
-                ..Step::default()
-            })
-            .collect();
-        let report = crate::analysis::analyze(Build {
-            steps,
-            ..Build::default()
-        });
-        let text = body(&report, "default", Some("No baseline: none uploaded."));
-        assert!(
-            text.chars().count() <= GITHUB_COMMENT_LIMIT,
-            "{}",
-            text.chars().count()
-        );
-        assert!(text.starts_with("<!-- cachehit:default -->\n### cachehit"));
-        assert!(text.contains("2666/4000 steps cached"), "summary kept");
-        assert!(text.contains("more steps not shown"));
-        assert!(text.contains("No baseline: none uploaded."));
-        // Build text cannot open HTML, mention, reference or fake a marker.
-        let after_marker = &text["<!-- cachehit:default -->".len()..];
-        assert!(!after_marker.contains("<!--"));
-        assert!(!after_marker.contains("<b>"));
-        assert!(!after_marker.contains("@team"));
-        assert!(!after_marker.contains(" #12 "));
     }
 }

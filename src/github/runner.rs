@@ -1,60 +1,46 @@
 //! The GitHub Actions runner contract: inputs from `INPUT_*`, context from `GITHUB_*`, file
 //! commands (`GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`) and workflow commands on stdout. Works the
 //! same inside the action's container and outside it.
+//!
+//! The runner remembers which inputs were asked for, so a test can compare what the action
+//! reads with what action.yml declares.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use anyhow::Context;
-
-/// Every input `cachehit action` reads; the names are those of action.yml.
-pub const INPUTS: &[&str] = &[
-    "metadata",
-    "build-log",
-    "build-record",
-    "image",
-    "baseline",
-    "github-token",
-    "comment",
-    "comment-key",
-    "fail-on",
-    "dockerfile",
-    "artifact-name",
-    "report-path",
-];
-
-/// Every output it writes.
-pub const OUTPUTS: &[&str] = &[
-    "cache-hit-ratio",
-    "steps-cached",
-    "steps-total",
-    "rebuilt-steps",
-    "pull-bytes",
-    "report-path",
-    "comment-url",
-];
+use std::sync::Mutex;
 
 /// What the runner hands a step, read once from an environment.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Runner {
     env: BTreeMap<String, String>,
+    /// Names of the inputs asked for so far.
+    inputs_read: Mutex<BTreeSet<String>>,
+}
+
+impl Clone for Runner {
+    fn clone(&self) -> Self {
+        Runner {
+            env: self.env.clone(),
+            inputs_read: Mutex::new(self.inputs_read()),
+        }
+    }
 }
 
 impl Runner {
     pub fn from_env() -> Self {
-        Runner {
-            env: std::env::vars().collect(),
-        }
+        Runner::from_vars(std::env::vars())
     }
 
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         Runner {
             env: vars.into_iter().collect(),
+            inputs_read: Mutex::default(),
         }
     }
 
-    fn var(&self, name: &str) -> Option<String> {
+    /// An environment variable, trimmed; empty means unset.
+    pub fn var(&self, name: &str) -> Option<String> {
         self.env
             .get(name)
             .map(|v| v.trim().to_string())
@@ -64,7 +50,19 @@ impl Runner {
     /// An input: the runner upper-cases the name and turns spaces into `_`, keeping hyphens
     /// (`build-log` -> `INPUT_BUILD-LOG`). Empty means unset.
     pub fn input(&self, name: &str) -> Option<String> {
+        self.inputs_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(name.to_string());
         self.var(&format!("INPUT_{}", name.replace(' ', "_").to_uppercase()))
+    }
+
+    /// The names of every input asked for so far.
+    pub fn inputs_read(&self) -> BTreeSet<String> {
+        self.inputs_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// A list input: newline- or comma-separated.
@@ -174,7 +172,7 @@ pub fn pull_request_number(event: &serde_json::Value) -> Option<u64> {
 
 /// Appends `name=value` to the `GITHUB_OUTPUT` file, in the multi-line form with a delimiter
 /// that the value does not contain.
-pub fn write_output(file: &Path, name: &str, value: &str) -> anyhow::Result<()> {
+pub fn write_output(file: &Path, name: &str, value: &str) -> std::io::Result<()> {
     let mut delimiter = format!("ghadelimiter_{}", std::process::id());
     let mut n = 0u32;
     while value.contains(&delimiter) {
@@ -185,7 +183,6 @@ pub fn write_output(file: &Path, name: &str, value: &str) -> anyhow::Result<()> 
         file,
         &format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"),
     )
-    .with_context(|| format!("cannot write output `{name}` to {}", file.display()))
 }
 
 pub fn append(file: &Path, text: &str) -> std::io::Result<()> {

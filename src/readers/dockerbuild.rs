@@ -22,9 +22,10 @@ use flate2::read::GzDecoder;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::readers::records::{parse_time, read_history_record};
+use crate::model::ProblemKind;
+use crate::readers::records::{parse_external_error, parse_time, read_history_record};
 use crate::readers::solve_status::{SolveStatus, StatusAccumulator};
-use crate::readers::{Fragment, ReadError, merge, provenance};
+use crate::readers::{Fragment, Notes, ReadError, merge, provenance};
 pub use status_log::{StatusLogError, StatusLogReader, WireError};
 
 const MEDIA_RECORD: &str = "application/vnd.buildkit.historyrecord.v0";
@@ -119,15 +120,16 @@ fn read_bundle_within(
     let index = documents
         .get_path("index.json")
         .ok_or_else(|| malformed(with_damage(BundleError::NoIndex)))?;
-    let mut notes: Vec<String> = contents.damage.iter().map(|d| d.to_string()).collect();
-    let records = list_records(&index, &documents, &mut notes);
+    let mut index_notes = Vec::new();
+    let records = list_records(&index, &documents, &mut index_notes);
     if records.is_empty() {
         let mut detail = with_damage(BundleError::NoRecord);
-        if !notes.is_empty() {
-            detail = format!("{detail} ({})", notes.join("; "));
+        if !index_notes.is_empty() {
+            detail = format!("{detail} ({})", index_notes.join("; "));
         }
         return Err(malformed(detail));
     }
+    let mut notes: Notes = contents.damage.iter().cloned().chain(index_notes).collect();
     let chosen = match wanted_ref {
         Some(want) => records
             .iter()
@@ -187,14 +189,14 @@ fn read_bundle_within(
                 .map(str::to_string)
         })
         .and_then(|digest| contents.binary.get(&blob_path(&digest)?))
-        .and_then(|bytes| status_log::failure_source(bytes).ok());
+        .and_then(|bytes| parse_external_error(bytes));
     let mut progress: Option<StatusAccumulator> = None;
     for (media, digest) in layers(&manifest) {
         match media {
             MEDIA_STATUS_LOG => {
                 let (accumulator, problem) = contents.status_log(path, digest);
                 if let Some(problem) = problem {
-                    notes.push(problem.to_string());
+                    notes.push((ProblemKind::StatusLog, problem.to_string()));
                 }
                 progress = Some(accumulator);
             }
@@ -224,9 +226,9 @@ fn read_bundle_within(
     let had_status_log = progress.is_some();
     if let Some(mut accumulator) = progress {
         if let Some(failure) = &failure
-            && let Some(line) = failure.line
+            && let Some(line) = failure.dockerfile_line
         {
-            match &failure.vertex {
+            match &failure.vertex_digest {
                 Some(vertex) => accumulator.set_dockerfile_line(vertex, line),
                 None => accumulator.set_dockerfile_line_of_failed_step(line),
             }
@@ -241,15 +243,13 @@ fn read_bundle_within(
         ));
     }
     let mut build = merge::merge_fragments(fragments);
-    build
-        .problems
-        .retain(|p| !p.message.starts_with("no per-step progress"));
+    build.problems.retain(|p| p.kind != ProblemKind::NoProgress);
     if build.steps.is_empty() {
-        notes.push(if had_status_log {
+        notes.push((ProblemKind::NoSteps, if had_status_log {
             "the record's status log shows no Dockerfile step: the build stopped before any step ran".into()
         } else {
             "the record holds no status log: per-step cache status is unknown".into()
-        });
+        }));
     }
     Ok(Fragment {
         build,
@@ -819,7 +819,7 @@ mod tests {
         let fragment = read_bundle(&path, None).unwrap();
         assert_eq!(fragment.build.steps.len(), 1);
         assert_eq!(fragment.build.build.build_ref.as_deref(), Some("r1"));
-        assert!(fragment.notes.is_empty(), "{:?}", fragment.notes);
+        assert!(fragment.notes.0.is_empty(), "{:?}", fragment.notes);
 
         // Past the logs decoded at once, the chosen one is read again, with the same result.
         let none_at_once = Budget {
@@ -830,7 +830,7 @@ mod tests {
         assert!(contents.streamed.borrow().is_empty() && contents.binary.is_empty());
         let again = read_bundle_within(&path, None, none_at_once).unwrap();
         assert_eq!(again.build, fragment.build);
-        assert!(again.notes.is_empty(), "{:?}", again.notes);
+        assert!(again.notes.0.is_empty(), "{:?}", again.notes);
     }
 
     #[test]

@@ -2,23 +2,30 @@
 //!
 //! Damage after some progress is not an error: the reader returns what it read and records a
 //! `model::Problem`, so a partial report still comes out.
+//!
+//! The variant is the kind of failure and `path` its context: [`ReadError::detail`] formats
+//! the kind alone, and the message is the path followed by it.
 
+use std::fmt;
 use std::path::Path;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum ReadError {
-    #[error("{path}: cannot read the file: {source}")]
     Io {
         path: String,
-        #[source]
         source: std::io::Error,
     },
-    #[error("{path}: the file is empty")]
-    Empty { path: String },
-    #[error("{path}: not a build record cachehit can read ({detail})")]
-    Unrecognized { path: String, detail: String },
-    #[error("{path}: {detail}")]
-    Malformed { path: String, detail: String },
+    Empty {
+        path: String,
+    },
+    Unrecognized {
+        path: String,
+        detail: String,
+    },
+    Malformed {
+        path: String,
+        detail: String,
+    },
 }
 
 impl ReadError {
@@ -30,12 +37,8 @@ impl ReadError {
     }
 
     /// What is wrong, without the file name.
-    pub fn detail(&self) -> String {
-        let text = self.to_string();
-        let prefix = format!("{}: ", self.path());
-        text.strip_prefix(&prefix)
-            .map(str::to_string)
-            .unwrap_or(text)
+    pub fn detail(&self) -> Detail<'_> {
+        Detail(self)
     }
 
     /// The file the error is about.
@@ -45,6 +48,37 @@ impl ReadError {
             | ReadError::Empty { path }
             | ReadError::Unrecognized { path, .. }
             | ReadError::Malformed { path, .. } => path,
+        }
+    }
+}
+
+/// The kind of a [`ReadError`] with its particulars, formatted apart from the path.
+pub struct Detail<'a>(&'a ReadError);
+
+impl fmt::Display for Detail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ReadError::Io { source, .. } => write!(f, "cannot read the file: {source}"),
+            ReadError::Empty { .. } => f.write_str("the file is empty"),
+            ReadError::Unrecognized { detail, .. } => {
+                write!(f, "not a build record cachehit can read ({detail})")
+            }
+            ReadError::Malformed { detail, .. } => f.write_str(detail),
+        }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path(), self.detail())
+    }
+}
+
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReadError::Io { source, .. } => Some(source),
+            _ => None,
         }
     }
 }

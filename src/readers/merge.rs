@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
-use crate::model::{Build, OutcomeStatus, Problem, Step, StepStatus};
-use crate::readers::{Fragment, InputFormat};
+use crate::model::{Build, InputFormat, OutcomeStatus, Problem, ProblemKind, Step, StepStatus};
+use crate::readers::Fragment;
 
 /// Progress streams first (they state per-step status), richest first; then records.
 fn precedence(format: InputFormat) -> u8 {
@@ -11,9 +11,23 @@ fn precedence(format: InputFormat) -> u8 {
         InputFormat::Rawjson => 0,
         InputFormat::Dockerbuild => 1,
         InputFormat::Report => 2,
-        InputFormat::Plain => 3,
+        InputFormat::Plain | InputFormat::Tty => 3,
         InputFormat::History | InputFormat::HistoryInspect => 4,
         InputFormat::Metadata | InputFormat::Provenance => 5,
+    }
+}
+
+/// Whether the format records per-step progress (as opposed to facts about the build).
+fn records_progress(format: InputFormat) -> bool {
+    match format {
+        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Tty | InputFormat::Dockerbuild => {
+            true
+        }
+        InputFormat::Metadata
+        | InputFormat::Provenance
+        | InputFormat::History
+        | InputFormat::HistoryInspect
+        | InputFormat::Report => false,
     }
 }
 
@@ -28,13 +42,14 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
         if let Some(difference) = identity.differs_from(&theirs) {
             // Mixing two builds (this release's log with the last release's metadata) would
             // give one build's steps the other's layers and pull cost.
-            left_out.push(Problem {
-                source: input_names(&fragment.build),
-                message: format!(
+            left_out.push(Problem::new(
+                ProblemKind::OtherBuild,
+                input_names(&fragment.build),
+                format!(
                     "describes another build than {} ({difference}); left out of the report",
                     input_names(&merged)
                 ),
-            });
+            ));
             continue;
         }
         identity.absorb(theirs);
@@ -45,10 +60,18 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
     for p in &provenance {
         apply_provenance(&mut merged, p);
     }
+    crate::readers::provenance::share_lines_by_position(&mut merged.steps);
+    if let Some(hint) = crate::readers::records::min_provenance_hint(&provenance, &merged) {
+        merged.problems.push(Problem::new(
+            ProblemKind::Input,
+            input_names(&merged),
+            hint.to_string(),
+        ));
+    }
     let explained = merged
         .problems
         .iter()
-        .any(|p| p.message.contains("Dockerfile step") || p.message.contains("status log"));
+        .any(|p| p.kind.explains_missing_steps());
     if merged.build.image_names.is_empty() {
         merged.build.image_names = identity.pushed_names;
     }
@@ -58,30 +81,31 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
         .filter(|s| s.status == StepStatus::Incomplete)
         .count();
     if unfinished > 0 && merged.build.status == crate::model::BuildStatus::Completed {
-        merged.problems.push(Problem {
-            source: input_names(&merged),
-            message: format!(
+        merged.problems.push(Problem::new(
+            ProblemKind::Unfinished,
+            input_names(&merged),
+            format!(
                 "the build completed, but the progress record ends before {unfinished} step(s) \
                  did: their outcome is unknown (was the log cut short?)"
             ),
-        });
+        ));
     }
     if merged.steps.is_empty() && !merged.inputs.is_empty() && !explained {
-        let has_progress = merged
-            .inputs
-            .iter()
-            .any(|i| matches!(i.format.as_str(), "rawjson" | "plain" | "dockerbuild"));
-        merged.problems.push(Problem {
-            source: input_names(&merged),
-            message: if has_progress {
+        let has_progress = merged.inputs.iter().any(|i| records_progress(i.format));
+        merged.problems.push(if has_progress {
+            Problem::new(
+                ProblemKind::NoSteps,
+                input_names(&merged),
                 "the progress log shows no Dockerfile step: the build stopped before its first \
-                 step, or it did not build a Dockerfile"
-                    .to_string()
-            } else {
+                 step, or it did not build a Dockerfile",
+            )
+        } else {
+            Problem::new(
+                ProblemKind::NoProgress,
+                input_names(&merged),
                 "no per-step progress among the inputs: pass the build's rawjson or plain \
-                 progress log (or a .dockerbuild bundle) to see what was cached"
-                    .to_string()
-            },
+                 progress log (or a .dockerbuild bundle) to see what was cached",
+            )
         });
     }
     order_stages_by_dockerfile(&mut merged.steps);

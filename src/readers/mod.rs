@@ -2,16 +2,24 @@
 //!
 //! `read_inputs` detects each file's format, reads it, and merges everything that describes
 //! the same build (a progress log plus a metadata file, say) into one `Build`.
+//!
+//! A new input format is a reader module here and a variant of [`InputFormat`] (in `detect`,
+//! with its detection); the exhaustive matches in `read_file` and `merge` then ask for its
+//! dispatch and its merge order. A report given as an input is read by the one report loader
+//! (`report::load`). What a reader says about an input it could read goes in
+//! [`Fragment::notes`], each note with its `model::ProblemKind`.
 
 pub mod detect;
 pub mod dockerbuild;
 pub mod error;
+pub mod line_clean;
 pub mod merge;
 pub mod plain;
 pub mod provenance;
 pub mod rawjson;
 pub mod records;
 pub mod solve_status;
+pub mod tty;
 pub mod vertex_name;
 
 use std::fs::File;
@@ -21,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub use detect::InputFormat;
 pub use error::ReadError;
 
-use crate::model::{Build, InputFile, Problem};
+use crate::model::{Build, InputFile, Problem, ProblemKind};
 use provenance::Provenance;
 
 /// What one input contributes: a (partial) build, plus facts keyed by vertex digest.
@@ -29,8 +37,46 @@ use provenance::Provenance;
 pub struct Fragment {
     pub build: Build,
     pub provenance: Vec<Provenance>,
-    /// Short remarks about how the input was read (e.g. which bake target).
-    pub notes: Vec<String>,
+    /// Short remarks about how the input was read (e.g. which bake target), each with its
+    /// kind; they become the input's problems.
+    pub notes: Notes,
+}
+
+/// Remarks a reader makes about an input. A plain message is a [`ProblemKind::Input`]; a
+/// `(kind, message)` pair says what it is about.
+#[derive(Debug, Default)]
+pub struct Notes(pub Vec<(ProblemKind, String)>);
+
+impl Notes {
+    pub fn push(&mut self, note: impl Into<Note>) {
+        self.0.push(note.into().0);
+    }
+}
+
+/// One remark, see [`Notes`].
+pub struct Note((ProblemKind, String));
+
+impl From<String> for Note {
+    fn from(message: String) -> Self {
+        Note((ProblemKind::Input, message))
+    }
+}
+
+impl From<(ProblemKind, String)> for Note {
+    fn from(note: (ProblemKind, String)) -> Self {
+        Note(note)
+    }
+}
+
+impl FromIterator<String> for Notes {
+    fn from_iter<I: IntoIterator<Item = String>>(messages: I) -> Self {
+        Notes(
+            messages
+                .into_iter()
+                .map(|m| (ProblemKind::Input, m))
+                .collect(),
+        )
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -69,10 +115,11 @@ pub fn read_inputs(paths: &[PathBuf], options: &ReadOptions) -> Result<Build, Re
     }
     let mut build = merge::merge_fragments(fragments);
     for failure in failures {
-        build.problems.push(Problem {
-            source: failure.path().to_string(),
-            message: failure.detail(),
-        });
+        build.problems.push(Problem::new(
+            ProblemKind::Input,
+            failure.path(),
+            failure.detail().to_string(),
+        ));
     }
     Ok(build)
 }
@@ -98,26 +145,25 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(InputFormat, Fra
             build: plain::read_plain(BufReader::with_capacity(READ_BUFFER_BYTES, open()?), &name)?,
             ..Fragment::default()
         },
+        InputFormat::Tty => Fragment {
+            build: tty::read_tty(BufReader::with_capacity(READ_BUFFER_BYTES, open()?), &name)?,
+            ..Fragment::default()
+        },
         InputFormat::Dockerbuild => dockerbuild::read_bundle(path, options.record_ref.as_deref())?,
-        json_format => {
-            let value = read_json(path)?;
-            read_json_value(&value, json_format, options).map_err(|detail| {
-                ReadError::Malformed {
-                    path: name.clone(),
-                    detail,
-                }
-            })?
+        InputFormat::Metadata | InputFormat::Provenance => {
+            records::read_record_file(path, format, options)?
         }
+        json_format => read_json_value(read_json(path)?, json_format, options, &name)?,
     };
     fragment.build.inputs.push(InputFile {
         path: name.clone(),
-        format: format.name().to_string(),
+        format,
     });
-    for note in std::mem::take(&mut fragment.notes) {
-        fragment.build.problems.push(Problem {
-            source: name.clone(),
-            message: note,
-        });
+    for (kind, message) in std::mem::take(&mut fragment.notes).0 {
+        fragment
+            .build
+            .problems
+            .push(Problem::new(kind, name.clone(), message));
     }
     Ok((format, fragment))
 }
@@ -143,28 +189,42 @@ fn read_json(path: &Path) -> Result<serde_json::Value, ReadError> {
     })
 }
 
-/// Reads an already-parsed JSON record of the given format.
+/// Reads an already-parsed JSON record of the given format; `path` names it in errors. A
+/// report goes through the one report loader, so its schema version is checked as everywhere.
 pub fn read_json_value(
-    value: &serde_json::Value,
+    value: serde_json::Value,
     format: InputFormat,
     options: &ReadOptions,
-) -> Result<Fragment, String> {
+    path: &str,
+) -> Result<Fragment, ReadError> {
+    let malformed = |detail: String| ReadError::Malformed {
+        path: path.to_string(),
+        detail,
+    };
     match format {
-        InputFormat::Metadata => records::read_metadata(value, options.bake_target.as_deref()),
-        InputFormat::Provenance => records::read_provenance(value),
-        InputFormat::History => records::read_history_record(value),
-        InputFormat::HistoryInspect => records::read_history_inspect(value),
-        InputFormat::Report => {
-            let report: crate::report::Report = serde_json::from_value(value.clone())
-                .map_err(|e| format!("not a cachehit report: {e}"))?;
-            Ok(Fragment {
+        InputFormat::Metadata => records::read_metadata(&value, options.bake_target.as_deref())
+            .map_err(|e| malformed(e.to_string())),
+        InputFormat::Provenance => {
+            records::read_provenance(&value).map_err(|e| malformed(e.to_string()))
+        }
+        InputFormat::History => {
+            records::read_history_record(&value).map_err(|e| malformed(e.to_string()))
+        }
+        InputFormat::HistoryInspect => {
+            records::read_history_inspect(&value).map_err(|e| malformed(e.to_string()))
+        }
+        InputFormat::Report => match crate::report::load::from_value(value, path) {
+            Ok(report) => Ok(Fragment {
                 build: report.build,
                 ..Fragment::default()
-            })
+            }),
+            Err(e) => Err(malformed(e.detail())),
+        },
+        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Tty | InputFormat::Dockerbuild => {
+            Err(malformed(format!(
+                "{} input is not a single JSON record",
+                format.name()
+            )))
         }
-        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Dockerbuild => Err(format!(
-            "{} input is not a single JSON record",
-            format.name()
-        )),
     }
 }

@@ -16,7 +16,7 @@ mod parse;
 
 use std::io::BufRead;
 
-use crate::model::{Build, BuildStatus, Problem};
+use crate::model::{Build, BuildStatus, Problem, ProblemKind};
 use crate::readers::error::ReadError;
 use crate::readers::solve_status::StatusAccumulator;
 use parse::Rejected;
@@ -152,10 +152,8 @@ impl<'s> Stream<'s> {
     }
 
     fn problem(&mut self, message: String) {
-        self.problems.push(Problem {
-            source: self.source.to_string(),
-            message,
-        });
+        self.problems
+            .push(Problem::new(ProblemKind::Input, self.source, message));
     }
 
     fn bad(&mut self, line: u64, why: impl std::fmt::Display) {

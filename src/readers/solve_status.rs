@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::model::{Build, BuildWarning, Problem};
+use crate::model::{Build, BuildWarning, Problem, ProblemKind};
 use tail::{Encoding, OutputTail, TailBudget};
 
 pub use steps::StreamError;
@@ -621,12 +621,11 @@ impl StatusAccumulator {
             &mut notes,
         )?;
         build.warnings = self.warnings;
-        build
-            .problems
-            .extend(notes.into_iter().map(|message| Problem {
-                source: source.clone(),
-                message,
-            }));
+        build.problems.extend(
+            notes
+                .into_iter()
+                .map(|message| Problem::new(ProblemKind::Input, source.as_str(), message)),
+        );
         Ok(build)
     }
 

@@ -5,8 +5,8 @@
 //! comment marker.
 
 use crate::model::Transition;
-use crate::render::{bytes, duration, percent, status_label, summary_line, title, why};
-use crate::report::Report;
+use crate::render::{bytes, cache_time, duration, percent, status_label, summary_line, title, why};
+use crate::report::{Report, Severity};
 
 /// Escapes text for a markdown table cell or paragraph.
 pub fn escape_text(text: &str) -> String {
@@ -124,14 +124,14 @@ fn compose(report: &Report, rows: usize) -> String {
                 .dockerfile_line
                 .map(|l| format!(" (Dockerfile line {l})"))
                 .unwrap_or_default();
-            let icon = match d.severity.as_str() {
-                "error" => "🔴",
-                "warning" => "🟠",
-                _ => "🔵",
+            let icon = match d.severity {
+                Severity::Error => "🔴",
+                Severity::Warning => "🟠",
+                Severity::Notice => "🔵",
             };
             out.push_str(&format!(
                 "- {icon} **{}**{at}: {}\n  - Fix: {}\n",
-                escape_text(&d.kind),
+                escape_text(d.kind.as_str()),
                 with_code_spans(&d.message),
                 with_code_spans(&d.fix)
             ));
@@ -214,6 +214,9 @@ fn details(report: &Report) -> String {
         }
         body.push_str(&line);
         body.push('\n');
+    }
+    if let Some(time) = cache_time(report) {
+        body.push_str(&format!("- cache time: {time}\n"));
     }
     if let Some(c) = &report.comparison {
         body.push_str(&format!("- compared with `{}`", code(&c.baseline_source)));

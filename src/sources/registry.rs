@@ -29,6 +29,11 @@ pub enum RegistryError {
     Protocol { url: String, detail: String },
 }
 
+/// Text that is not an image reference.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is not an image reference (registry/repository:tag)")]
+pub struct ImageRefError(pub String);
+
 /// `registry/repository:tag` or `registry/repository@sha256:...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageRef {
@@ -39,12 +44,10 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    pub fn parse(text: &str) -> Result<ImageRef, String> {
+    pub fn parse(text: &str) -> Result<ImageRef, ImageRefError> {
         let text = text.trim();
         if text.is_empty() || text.contains(char::is_whitespace) {
-            return Err(format!(
-                "`{text}` is not an image reference (registry/repository:tag)"
-            ));
+            return Err(ImageRefError(text.to_string()));
         }
         let (name, reference) = match text.split_once('@') {
             Some((name, digest)) => (name, digest.to_string()),
@@ -66,9 +69,7 @@ impl ImageRef {
                 ("registry-1.docker.io".to_string(), name.to_string())
             };
         if repository.is_empty() || reference.is_empty() {
-            return Err(format!(
-                "`{text}` is not an image reference (registry/repository:tag)"
-            ));
+            return Err(ImageRefError(text.to_string()));
         }
         Ok(ImageRef {
             registry,

@@ -471,68 +471,6 @@ fn apply(message: &[u8], accumulator: &mut StatusAccumulator) -> Result<(), Wire
     Ok(())
 }
 
-/// What a record's `externalError` (a `google.rpc.Status`) says about where the build
-/// failed: the failing vertex and the Dockerfile line, from BuildKit's error details.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct FailureSource {
-    pub vertex: Option<String>,
-    pub line: Option<u32>,
-}
-
-pub(super) fn failure_source(status: &[u8]) -> Result<FailureSource, WireError> {
-    let mut found = FailureSource::default();
-    for field in fields(status) {
-        let (number, field) = field?;
-        // google.rpc.Status.details: repeated google.protobuf.Any.
-        if number != 3 {
-            continue;
-        }
-        let (mut type_url, mut value) = ("", &[][..]);
-        for inner in fields(bytes_of(number, field)?) {
-            let (n, f) = inner?;
-            match n {
-                1 => type_url = string_of(n, f)?,
-                2 => value = bytes_of(n, f)?,
-                _ => {}
-            }
-        }
-        if type_url.ends_with("errdefs.Vertex+json") {
-            #[derive(serde::Deserialize)]
-            struct Vertex {
-                digest: String,
-            }
-            if let Ok(v) = serde_json::from_slice::<Vertex>(value) {
-                found.vertex.get_or_insert(v.digest);
-            }
-        } else if type_url.ends_with("errdefs.Source+json") {
-            #[derive(serde::Deserialize)]
-            struct Source {
-                #[serde(default)]
-                ranges: Vec<Range>,
-            }
-            #[derive(serde::Deserialize)]
-            struct Range {
-                start: Position,
-            }
-            #[derive(serde::Deserialize)]
-            struct Position {
-                #[serde(default)]
-                line: i64,
-            }
-            if let Ok(source) = serde_json::from_slice::<Source>(value)
-                && let Some(line) = source
-                    .ranges
-                    .first()
-                    .and_then(|r| u32::try_from(r.start.line).ok())
-                    .filter(|l| *l > 0)
-            {
-                found.line.get_or_insert(line);
-            }
-        }
-    }
-    Ok(found)
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;

@@ -1,0 +1,111 @@
+//! What can go wrong talking to GitHub: the kind of failure apart from the call it happened
+//! to (`what`), so callers branch on the kind (a refused token, a rate limit, a missing
+//! resource, an outage, no connection) and print both.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub struct ApiError {
+    /// The call, as a log line names it: `listing artifacts`, `creating the pull-request comment`.
+    pub what: String,
+    pub kind: ApiErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiErrorKind {
+    /// The token may not do this (fork pull requests, read-only tokens): 401 or 403.
+    Forbidden {
+        status: u16,
+        message: String,
+    },
+    NotFound {
+        message: String,
+    },
+    /// A primary or secondary rate limit that cachehit did not (or no longer) wait out.
+    RateLimited {
+        status: u16,
+        message: String,
+        /// What was done about it: not retried because the wait is too long, or given up.
+        outcome: String,
+    },
+    /// Any other error answer, after the retries it allows.
+    Failed {
+        status: u16,
+        attempts: u32,
+        message: String,
+    },
+    /// No usable answer: no connection, a timeout, a body that is not what the call returns.
+    Transport {
+        message: String,
+    },
+}
+
+impl ApiError {
+    pub fn new(what: impl Into<String>, kind: ApiErrorKind) -> Self {
+        ApiError {
+            what: what.into(),
+            kind,
+        }
+    }
+
+    pub fn transport(what: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::new(
+            what,
+            ApiErrorKind::Transport {
+                message: message.into(),
+            },
+        )
+    }
+
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self.kind, ApiErrorKind::Forbidden { .. })
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.kind, ApiErrorKind::NotFound { .. })
+    }
+
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self.kind, ApiErrorKind::RateLimited { .. })
+    }
+
+    /// GitHub did not answer at all: the next call to the same server will likely fail too.
+    pub fn is_transport(&self) -> bool {
+        matches!(self.kind, ApiErrorKind::Transport { .. })
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = &self.what;
+        match &self.kind {
+            ApiErrorKind::Forbidden { status, message } => {
+                write!(f, "GitHub refused {what} ({status}): {message}")
+            }
+            ApiErrorKind::NotFound { message } => {
+                write!(f, "{what} not found on GitHub (404): {message}")
+            }
+            ApiErrorKind::RateLimited {
+                status,
+                message,
+                outcome,
+            } => write!(
+                f,
+                "GitHub rate-limited {what} ({status}): {message}; {outcome}"
+            ),
+            ApiErrorKind::Failed {
+                status,
+                attempts,
+                message,
+            } => write!(
+                f,
+                "GitHub answered {status} to {what} after {attempts} attempt(s): {message}"
+            ),
+            ApiErrorKind::Transport { message } => {
+                write!(f, "cannot reach GitHub for {what}: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}

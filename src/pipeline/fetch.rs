@@ -1,0 +1,196 @@
+//! Stage 2: facts from outside the records: image layers from registries, per-step sizes from
+//! the local Docker Engine, and the baseline report (a file, or GitHub's artifacts and
+//! releases).
+//!
+//! The lookups are independent and run concurrently. Each is its own function that never
+//! fails the run: it returns what it found or why not, so any of them can be wrapped in a
+//! timeout (an elapsed one is one more reason) and the report still comes out with the rest.
+//! The registry client blocks on its own thread, each request bounded by
+//! `RegistryAccess::timeout`: a deadline that gives up on it leaves that thread to finish
+//! within that bound.
+
+use crate::analysis::Baseline;
+use crate::github::baseline::{BaselineApi, BaselineOutcome, SearchProblem, find_auto};
+use crate::model::{PlatformImage, Problem, ProblemKind, Step};
+use crate::pipeline::Failure;
+use crate::pipeline::settings::{BaselineChoice, RegistryAccess, Settings};
+use crate::report::load::{self, LoadError};
+use crate::sources::engine::{self, EngineError};
+use crate::sources::registry::{ImageRef, ImageRefError, RegistryClient, RegistryError};
+
+/// What the sources outside the records gave.
+#[derive(Debug, Default)]
+pub struct External {
+    pub image: Option<Vec<PlatformImage>>,
+    pub baseline_image: Option<Vec<PlatformImage>>,
+    pub engine_step_bytes: Option<Vec<Option<u64>>>,
+    pub baseline: Option<Baseline>,
+    /// Why there is no baseline, when one was asked for: for the job summary and comment.
+    pub baseline_note: Option<String>,
+    /// Sources that did not deliver: recorded in the report.
+    pub problems: Vec<Problem>,
+    /// GitHub errors met looking for the baseline: shown, not recorded in the report.
+    pub search_problems: Vec<SearchProblem>,
+}
+
+/// Why a registry gave no image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Reference(#[from] ImageRefError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("the registry lookup stopped: {0}")]
+    Interrupted(String),
+}
+
+/// Runs every lookup the settings ask for, concurrently. Fails only when a baseline file the
+/// run requires cannot be used.
+pub async fn external_facts(
+    settings: &Settings,
+    steps: &[Step],
+    github: Option<&impl BaselineApi>,
+) -> Result<External, Failure> {
+    let images = &settings.images;
+    let (image, baseline_image, engine, baseline) = tokio::join!(
+        registry_image(images.current.as_deref(), &images.registry),
+        registry_image(images.baseline.as_deref(), &images.registry),
+        engine_step_bytes(images.engine.as_deref(), steps),
+        baseline_report(&settings.baseline, github),
+    );
+    let mut external = External::default();
+    if let (Some(reference), Some(result)) = (&images.current, image) {
+        match result {
+            Ok(found) => external.image = Some(found),
+            Err(e) => external.problems.push(Problem::new(
+                ProblemKind::ImageSource,
+                reference,
+                format!("image layers unavailable: {e}"),
+            )),
+        }
+    }
+    if let (Some(name), Some(result)) = (&images.engine, engine) {
+        match result {
+            Ok(sizes) => external.engine_step_bytes = Some(sizes),
+            Err(e) => external.problems.push(Problem::new(
+                ProblemKind::ImageSource,
+                name,
+                format!("engine image unavailable: {e}"),
+            )),
+        }
+    }
+    if let (Some(reference), Some(result)) = (&images.baseline, baseline_image) {
+        match result {
+            Ok(found) => external.baseline_image = Some(found),
+            Err(e) => external.problems.push(Problem::new(
+                ProblemKind::ImageSource,
+                reference,
+                format!("baseline image layers unavailable: {e}"),
+            )),
+        }
+    }
+    let lookup = baseline.map_err(Failure::Baseline)?;
+    external.baseline = lookup.found;
+    external.baseline_note = lookup.note;
+    external.problems.extend(lookup.problem);
+    external.search_problems = lookup.search_problems;
+    Ok(external)
+}
+
+/// Every platform image of `reference` in its registry; `None` when none was asked for.
+pub async fn registry_image(
+    reference: Option<&str>,
+    access: &RegistryAccess,
+) -> Option<Result<Vec<PlatformImage>, ImageError>> {
+    let reference = reference?.to_string();
+    let access = access.clone();
+    // The registry client blocks; it gets a thread of its own so the other lookups go on.
+    let fetched = tokio::task::spawn_blocking(move || -> Result<_, ImageError> {
+        let image = ImageRef::parse(&reference)?;
+        let credentials = access.credentials.for_registry(&image.registry);
+        Ok(RegistryClient::new(credentials, access.insecure, access.timeout).images(&image)?)
+    })
+    .await;
+    Some(fetched.unwrap_or_else(|e| Err(ImageError::Interrupted(e.to_string()))))
+}
+
+/// Per step, the size the local Docker Engine's history of image `name` gives; `None` when
+/// no image was named.
+pub async fn engine_step_bytes(
+    name: Option<&str>,
+    steps: &[Step],
+) -> Option<Result<Vec<Option<u64>>, EngineError>> {
+    let image = engine::inspect(name?).await;
+    Some(image.map(|image| engine::step_sizes(steps, &image.history)))
+}
+
+/// The baseline report, or why there is none.
+#[derive(Debug, Default)]
+pub struct BaselineLookup {
+    pub found: Option<Baseline>,
+    /// Why there is none, for the job summary and comment.
+    pub note: Option<String>,
+    /// A file that cannot serve as the baseline: recorded in the report.
+    pub problem: Option<Problem>,
+    pub search_problems: Vec<SearchProblem>,
+}
+
+/// Loads or looks up the baseline the settings name. Fails only for a required file.
+pub async fn baseline_report(
+    choice: &BaselineChoice,
+    github: Option<&impl BaselineApi>,
+) -> Result<BaselineLookup, LoadError> {
+    match choice {
+        BaselineChoice::None => Ok(BaselineLookup::default()),
+        BaselineChoice::File {
+            path,
+            label,
+            required,
+        } => match load::from_path(path) {
+            Ok(report) => Ok(BaselineLookup {
+                found: Some(Baseline {
+                    report,
+                    source: label.clone(),
+                }),
+                ..BaselineLookup::default()
+            }),
+            Err(e) if *required => Err(e),
+            Err(e) => Ok(BaselineLookup {
+                note: Some(format!("No baseline: {label}: {}.", e.detail())),
+                problem: Some(Problem::new(
+                    ProblemKind::Baseline,
+                    label,
+                    format!("{}; reported without comparison", e.detail()),
+                )),
+                ..BaselineLookup::default()
+            }),
+        },
+        BaselineChoice::Auto(query) => {
+            let Some(github) = github else {
+                return Ok(BaselineLookup {
+                    note: Some("No baseline: no repository or token to look it up with.".into()),
+                    ..BaselineLookup::default()
+                });
+            };
+            let search = find_auto(github, query).await;
+            let (found, note) = match search.outcome {
+                BaselineOutcome::Found { report, source } => (
+                    Some(Baseline {
+                        report: *report,
+                        source,
+                    }),
+                    None,
+                ),
+                BaselineOutcome::NotFound { reason } => {
+                    (None, Some(format!("{reason}. Compared with nothing.")))
+                }
+            };
+            Ok(BaselineLookup {
+                found,
+                note,
+                problem: None,
+                search_problems: search.problems,
+            })
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The step's log as the runner reads it: workflow commands on standard output (masks,
+//! warnings, errors, annotations on Dockerfile lines).
+
+use crate::github::runner::{annotation, escape_data};
+use crate::report::{Report, Severity};
+
+fn say(line: &str) {
+    println!("{line}");
+}
+
+/// Hides `secret` from every later line of the log; print it before anything else.
+pub fn mask(secret: &str) {
+    say(&format!("::add-mask::{secret}"));
+}
+
+pub fn warning(message: &str) {
+    say(&format!(
+        "::warning title=cachehit::{}",
+        escape_data(message)
+    ));
+}
+
+pub fn error(message: &str) {
+    say(&format!("::error title=cachehit::{}", escape_data(message)));
+}
+
+/// A gate that tripped: the reason the step fails.
+pub fn gate_failed(reason: &str) {
+    say(&format!(
+        "::error title=cachehit gate::{}",
+        escape_data(reason)
+    ));
+}
+
+/// Each finding as an annotation on its Dockerfile line (`dockerfile` as the workflow names
+/// it): notices as notices, the rest as warnings.
+pub fn annotate(report: &Report, dockerfile: &str) {
+    for d in &report.diagnoses {
+        let level = if d.severity == Severity::Notice {
+            "notice"
+        } else {
+            "warning"
+        };
+        say(&annotation(
+            level,
+            Some(dockerfile),
+            d.dockerfile_line,
+            &format!("cachehit: {}", d.kind),
+            &format!("{} Fix: {}", d.message, d.fix),
+        ));
+    }
+}
