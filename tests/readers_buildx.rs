@@ -80,6 +80,13 @@ fn copy_link_is_one_step_in_every_record_of_the_build() {
         link.vertex_digest.as_deref(),
         Some("sha256:32d6015ac5dbb2675748425cfb6d5e28983f76362c6fbcda8bec100a4cfca31f")
     );
+    // The next step builds on the merge; it names the step, as it would any other input.
+    let next = rawjson
+        .steps
+        .iter()
+        .find(|s| s.name.starts_with("[stage-0 5/8]"))
+        .unwrap();
+    assert_eq!(next.inputs, [link.vertex_digest.clone().unwrap()]);
     for other in [
         "d1-copy-link/v2.history-logs.rawjson",
         "d1-copy-link/v2.dockerbuild",

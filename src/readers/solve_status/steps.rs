@@ -283,7 +283,7 @@ fn assemble(members: &[Member<'_>], settings: Settings) -> Build {
         }
     }
     let failure = Failure::of(&groups, settings);
-    let steps: Vec<(usize, Step)> = groups
+    let mut steps: Vec<(usize, Step)> = groups
         .iter()
         .map(|g| {
             (
@@ -292,6 +292,32 @@ fn assemble(members: &[Member<'_>], settings: Settings) -> Build {
             )
         })
         .collect();
+    // A later step names the vertex it builds on, which may be the `LINK` half or another
+    // target's run of a step: point it at the step.
+    let step_of: HashMap<&str, &str> = groups
+        .iter()
+        .zip(&steps)
+        .filter_map(|(g, (_, step))| Some((g, step.vertex_digest.as_deref()?)))
+        .flat_map(|(g, digest)| g.members.iter().map(move |m| (&*m.state.digest, digest)))
+        .filter(|(member, digest)| member != digest)
+        .collect();
+    let renamed: Vec<Vec<String>> = steps
+        .iter()
+        .map(|(_, step)| {
+            step.inputs
+                .iter()
+                .map(|i| {
+                    step_of
+                        .get(i.as_str())
+                        .map_or(i.as_str(), |d| d)
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect();
+    for ((_, step), inputs) in steps.iter_mut().zip(renamed) {
+        step.inputs = inputs;
+    }
     build.steps = order_steps(steps);
     // Steps that never started are "not run" only after a failure; otherwise the record
     // ends before they did (a truncated log, a build still running).
