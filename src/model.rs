@@ -490,6 +490,8 @@ pub enum ProblemKind {
     Baseline,
     /// The baseline is a build of another image.
     OtherImage,
+    /// The baseline was built after this build: the two are likely swapped.
+    BaselineNewer,
 }
 
 impl ProblemKind {

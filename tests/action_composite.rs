@@ -250,6 +250,45 @@ fn bake_metadata_exports_one_record_per_target() {
 }
 
 #[test]
+fn the_target_input_exports_that_target_s_record_alone() {
+    let mut job = push_job();
+    let stand_in = StandIn::new(
+        &mut job,
+        &[
+            (
+                &format!("{BAKE}/v2.api.dockerbuild"),
+                &format!("{BAKE}/v2.api.ref"),
+            ),
+            (
+                &format!("{BAKE}/v2.worker.dockerbuild"),
+                &format!("{BAKE}/v2.worker.ref"),
+            ),
+        ],
+        "current",
+    );
+    let metadata = read(&format!("{BAKE}/v2.metadata.json"));
+    let run = export_only(&job, &[("metadata", &metadata), ("target", "worker")]);
+    assert!(run.warnings().is_empty(), "{:?}", run.warnings());
+    let files = exported(&run);
+    let worker = ref_of(&format!("{BAKE}/v2.worker.ref"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].ends_with(format!("{worker}.dockerbuild")),
+        "{files:?}"
+    );
+    let calls = stand_in.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].ends_with(&worker), "{calls:?}");
+
+    // A target the metadata does not have: nothing exported, the report step names the
+    // targets (tests/action_builds.rs).
+    let run = export_only(&job, &[("metadata", &metadata), ("target", "web")]);
+    assert!(run.step("record").success);
+    assert!(exported(&run).is_empty());
+    assert_eq!(stand_in.calls().len(), 1, "{:?}", stand_in.calls());
+}
+
+#[test]
 fn an_explicit_build_record_or_log_is_used_as_given() {
     let mut job = push_job();
     let stand_in = StandIn::new(

@@ -40,6 +40,8 @@ fn action_yml_declares_every_input_and_output_documented() {
         "metadata",
         "build-log",
         "build-record",
+        "target",
+        "run-id",
         "image",
         "baseline",
         "github-token",
@@ -79,6 +81,7 @@ fn action_yml_declares_every_input_and_output_documented() {
         "pull-bytes",
         "report-path",
         "comment-url",
+        "reports",
     ] {
         assert!(outputs.contains(name), "output {name} missing");
         assert!(action["outputs"][name]["description"].is_string());
@@ -93,7 +96,7 @@ fn example_workflows_are_valid_and_use_the_report_contract() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), 6, "{files:?}");
     let mut all_text = String::new();
     for file in &files {
         let workflow = yaml(file);
@@ -146,6 +149,44 @@ fn example_workflows_are_valid_and_use_the_report_contract() {
     assert!(text("audit.yml").contains("--pattern cachehit-report.json"));
     assert!(text("audit.yml").contains("workflow_dispatch"));
     assert!(text("consume-report.yml").contains(".summary.cache_hit_ratio"));
+    // Forks: the build runs unprivileged and uploads its record by itself; the workflow_run
+    // job reads it (the default there), never checks out the pull request's code, uploads
+    // nothing, and comments.
+    let fork_build = job("fork-build.yml");
+    assert!(
+        fork_build["permissions"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .all(|v| v.as_str() == Some("read")),
+        "{:?}",
+        fork_build["permissions"]
+    );
+    let fork_comment = text("fork-comment.yml");
+    assert!(fork_comment.contains("workflow_run:"));
+    assert!(fork_comment.contains("workflows: [pull request build]"));
+    assert!(text("fork-build.yml").contains("name: pull request build"));
+    for absent in ["actions/checkout", "upload-artifact"] {
+        assert!(!fork_comment.contains(absent), "{absent}");
+    }
+    let comment_job = job("fork-comment.yml");
+    let steps = comment_job["steps"].as_sequence().unwrap();
+    let cachehit = steps
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("cachehit/cachehit"))
+        })
+        .expect("a cachehit step");
+    assert!(
+        cachehit["with"].get("build-record").is_none(),
+        "the default on workflow_run"
+    );
+    assert_eq!(
+        job("fork-comment.yml")["permissions"]["pull-requests"].as_str(),
+        Some("write")
+    );
     for file in &files {
         example_has_the_permissions_it_needs(file);
     }
@@ -205,6 +246,9 @@ fn example_has_the_permissions_it_needs(file: &Path) {
     let pull_request = triggers
         .iter()
         .any(|t| t == "pull_request" || t == "pull_request_target");
+    // A workflow_run job reads the triggering run's record artifacts and comments on its
+    // pull request.
+    let workflow_run = triggers.iter().any(|t| t == "workflow_run");
     for (_, job) in workflow["jobs"].as_mapping().unwrap() {
         let mut needs: Vec<(&str, &str, String)> = Vec::new();
         for step in job["steps"].as_sequence().unwrap() {
@@ -217,8 +261,11 @@ fn example_has_the_permissions_it_needs(file: &Path) {
                     needs.push(("actions", "read", "baseline: auto".into()));
                     needs.push(("contents", "read", "baseline: auto release assets".into()));
                 }
-                if pull_request && !matches!(input("comment"), "off" | "false") {
+                if (pull_request || workflow_run) && !matches!(input("comment"), "off" | "false") {
                     needs.push(("pull-requests", "write", "the PR comment".into()));
+                }
+                if workflow_run || input("build-record") == "artifact" {
+                    needs.push(("actions", "read", "build-record artifacts".into()));
                 }
                 if input("image").starts_with("ghcr.io/") {
                     needs.push(("packages", "read", "image on ghcr.io".into()));

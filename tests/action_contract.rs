@@ -106,6 +106,8 @@ fn the_action_reads_every_declared_input_and_writes_every_declared_output() {
             "dockerfile" => "Dockerfile".into(),
             "artifact-name" => "cachehit-report".into(),
             "report-path" => "reports/cachehit.json".into(),
+            // Bake and the artifact mode have tests of their own: empty is their default.
+            "target" | "run-id" => String::new(),
             other => panic!("action.yml declares input `{other}`: give it a value here"),
         }
     };

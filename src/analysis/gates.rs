@@ -6,7 +6,9 @@
 //! `rebuilt>N`, `regression` (any step cached before, rebuilt now), `regression:TEXT` (a step
 //! whose name contains TEXT regressed), `diagnosis:KIND` (e.g. `diagnosis:cache-not-delivered`),
 //! `failed` (the build failed). A `diagnosis:` kind this cachehit does not know is a syntax
-//! error listing the known ones: a typo would otherwise never trip.
+//! error listing the known ones, and so is a ratio over 100 %: either would never trip. A
+//! `regression:` text that no step of the build or its baseline contains is reported among
+//! the gates not evaluated (a warning on every run).
 
 use crate::model::{BuildStatus, Transition};
 use crate::report::{DiagnosisKind, Report};
@@ -53,11 +55,21 @@ fn parse_gate(condition: &str) -> Result<Gate, GateSyntaxError> {
             .filter(|n| n.is_finite() && *n >= 0.0)
             .ok_or_else(|| error("expected a non-negative number"))
     };
+    // A ratio is 0 to 100 %: a limit outside that range can never trip, or always does.
+    let percent = |text: &str, what: &str| -> Result<f64, GateSyntaxError> {
+        let n = number(text)?;
+        if n > 100.0 {
+            return Err(error(&format!(
+                "{what} is at most 100 (a percentage); {n} can never be reached"
+            )));
+        }
+        Ok(n)
+    };
     if let Some(v) = condition.strip_prefix("hit-ratio-drop>") {
-        return Ok(Gate::HitRatioDrop(number(v)?));
+        return Ok(Gate::HitRatioDrop(percent(v, "a drop in points")?));
     }
     if let Some(v) = condition.strip_prefix("hit-ratio<") {
-        return Ok(Gate::HitRatioBelow(number(v)?));
+        return Ok(Gate::HitRatioBelow(percent(v, "the hit ratio")?));
     }
     if let Some(v) = condition.strip_prefix("pull-bytes>") {
         return parse_size(v)
@@ -75,6 +87,11 @@ fn parse_gate(condition: &str) -> Result<Gate, GateSyntaxError> {
         return Ok(Gate::AnyRegression);
     }
     if let Some(v) = condition.strip_prefix("regression:") {
+        if v.trim().is_empty() {
+            return Err(error(
+                "expected the text of a step after `regression:` (e.g. `regression:npm ci`)",
+            ));
+        }
         return Ok(Gate::RegressionOf(v.to_string()));
     }
     if let Some(v) = condition.strip_prefix("diagnosis:") {
@@ -140,9 +157,31 @@ pub fn unevaluated(gates: &[Gate], report: &Report) -> Vec<String> {
                 "{} not evaluated: no step finished",
                 gate.condition()
             )),
+            // Steps change with the Dockerfile, and a failed build's later steps may be
+            // unknown: a step text that names nothing is a warning on every run, not an error.
+            Gate::RegressionOf(text) if !names_a_step(report, text) => Some(format!(
+                "{} can never trip: no step of this build or of its baseline contains `{text}`",
+                gate.condition()
+            )),
             _ => None,
         })
         .collect()
+}
+
+/// Whether a step of the build, or one the baseline had and this build removed, contains `text`.
+fn names_a_step(report: &Report, text: &str) -> bool {
+    let removed = report
+        .comparison
+        .iter()
+        .flat_map(|c| &c.removed_steps)
+        .map(|s| s.name.as_str());
+    report
+        .build
+        .steps
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(removed)
+        .any(|name| name.contains(text))
 }
 
 impl Gate {
@@ -245,6 +284,26 @@ mod tests {
         let err = parse_gates(&["hit-ratio>5".into()]).unwrap_err();
         assert!(err.to_string().contains("hit-ratio>5"));
         assert!(parse_gates(&["pull-bytes>lots".into()]).is_err());
+    }
+
+    #[test]
+    fn ratios_are_percentages_and_a_step_gate_names_a_step() {
+        for bad in [
+            "hit-ratio<150",
+            "hit-ratio-drop>101",
+            "hit-ratio<-5",
+            "regression:",
+            "regression: ",
+        ] {
+            let err = parse_gates(&[bad.into()]).unwrap_err();
+            assert_eq!(err.condition, bad.trim());
+        }
+        let err = parse_gates(&["hit-ratio<150".into()]).unwrap_err();
+        assert!(err.why.contains("at most 100"), "{err}");
+        assert_eq!(
+            parse_gates(&["hit-ratio<100,hit-ratio-drop>0".into()]).unwrap(),
+            vec![Gate::HitRatioBelow(100.0), Gate::HitRatioDrop(0.0)]
+        );
     }
 
     #[test]

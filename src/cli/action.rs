@@ -3,7 +3,15 @@
 //! [`ActionInputs`] and resolved into the pipeline's settings before any work; the outcome
 //! goes to GitHub's sinks (the report file, annotations, the job summary, the pull-request
 //! comment, the outputs). It works the same inside the action's container and outside.
+//!
+//! One step can report several builds: the targets of bake metadata (one report each, one
+//! section each in the comment and the summary; `target` picks one), or the build-record
+//! artifacts of a run (`build-record: artifact`, and on `workflow_run` events by default:
+//! the run that triggered the job). How the builds are found is in [`units`].
 
+mod units;
+
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,15 +19,19 @@ use std::time::Duration;
 use crate::analysis::gates::{GateSyntaxError, parse_gates};
 use crate::github::api::{GitHub, RetryPolicy};
 use crate::github::baseline::{AutoQuery, report_file_name};
-use crate::github::runner::Runner;
+use crate::github::records::{RecordRun, pull_request_of_run};
+use crate::github::runner::{Runner, pull_request_number, triggering_run_id};
 use crate::pipeline::{
     self, BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, Outcome,
     RegistryAccess, Settings,
 };
 use crate::readers::ReadOptions;
+use crate::render::github::Section;
+use crate::sinks::outputs::Reported;
 use crate::sinks::pr_comment::{self, CommentMode};
 use crate::sinks::workflow_log::{self, error, warning};
 use crate::sinks::{job_summary, outputs, report_file};
+use units::{RecordSource, Unit};
 
 #[derive(Debug, clap::Args)]
 pub struct ActionArgs {}
@@ -39,6 +51,8 @@ struct ActionInputs {
     metadata: Option<String>,
     build_log: Vec<String>,
     build_record: Vec<String>,
+    target: Option<String>,
+    run_id: Option<String>,
     image: Option<String>,
     baseline: Option<String>,
     github_token: Option<String>,
@@ -56,6 +70,8 @@ impl ActionInputs {
             metadata: runner.input("metadata"),
             build_log: runner.input_list("build-log"),
             build_record: runner.input_list("build-record"),
+            target: runner.input("target"),
+            run_id: runner.input("run-id"),
             image: runner.input("image"),
             baseline: runner.input("baseline"),
             github_token: runner.input("github-token"),
@@ -80,25 +96,33 @@ enum ConfigError {
     NoRecords,
     #[error("cannot create a temporary folder: {0}")]
     TempDir(std::io::Error),
-    #[error("cannot write {}: {source}", .path.display())]
-    Metadata {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("input `run-id`: `{0}` is not a workflow run id (a whole number)")]
+    RunId(String),
+    #[error(
+        "input `build-record`: `artifact` reads a workflow run's build-record artifacts, but this \
+         run has no GITHUB_RUN_ID and no `run-id` was given"
+    )]
+    NoRun,
+    #[error("input `target`: {0}")]
+    Target(String),
 }
 
-/// The inputs resolved: the pipeline's settings and what the sinks need.
+/// The inputs resolved: what every build of the run shares, and what the sinks need.
 struct ActionSettings {
-    pipeline: Settings,
+    /// The pipeline's settings but the inputs, which each build has its own of.
+    shared: Settings,
+    source: RecordSource,
+    target: Option<String>,
     token: Option<String>,
     comment: CommentMode,
     key: String,
-    location: ReportLocation,
+    report_path: Option<String>,
     /// The Dockerfile as the workflow names it, for annotations.
     dockerfile: String,
     event: serde_json::Value,
-    /// Holds the inline `metadata` input as a file until the pipeline has read it.
-    _metadata_folder: tempfile::TempDir,
+    /// Holds files the action writes for the pipeline (downloaded records) until it has read
+    /// them.
+    folder: tempfile::TempDir,
 }
 
 async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
@@ -114,22 +138,28 @@ async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
     // Configuration errors fail the step: a misconfigured step must not pass unnoticed.
     let settings = match resolve(runner, inputs, token) {
         Ok(settings) => settings,
-        Err(e) => {
-            error(&e.to_string());
-            return Ok(ExitCode::from(2));
-        }
+        Err(e) => return Ok(no_report(runner, &e.to_string())),
     };
     let github = github_client(runner, settings.token.as_deref());
-    match pipeline::run(&settings.pipeline, github.as_ref()).await {
-        Ok(outcome) => Ok(write_sinks(runner, &settings, github.as_ref(), &outcome).await),
-        Err(failure) => {
-            error(&failure.to_string());
-            if let Some(file) = runner.summary_file() {
-                let _ = job_summary::write_no_report(&file, &failure.to_string());
-            }
-            Ok(ExitCode::from(2))
-        }
+    let units = match units::build(runner, &settings, github.as_ref()).await {
+        Ok(units) => units,
+        Err(e) => return Ok(no_report(runner, &e)),
+    };
+    let mut done = Vec::with_capacity(units.len());
+    for unit in units {
+        let outcome = pipeline::run(&unit.settings, github.as_ref()).await;
+        done.push((unit, outcome));
     }
+    Ok(write_sinks(runner, &settings, github.as_ref(), &done).await)
+}
+
+/// The step fails with `message`, and the job summary says there is no report.
+fn no_report(runner: &Runner, message: &str) -> ExitCode {
+    error(message);
+    if let Some(file) = runner.summary_file() {
+        let _ = job_summary::write_no_report(&file, message);
+    }
+    ExitCode::from(2)
 }
 
 fn resolve(
@@ -140,31 +170,27 @@ fn resolve(
     let gates = parse_gates(&inputs.fail_on)?;
     let comment = comment_mode(inputs.comment.as_deref());
     let key = inputs.comment_key.unwrap_or_else(|| "default".into());
-    let location = report_location(runner, inputs.report_path.as_deref(), &key);
-
-    // Inputs: the metadata output comes inline; logs and records are paths in the workspace.
+    let event = runner.event().unwrap_or(serde_json::Value::Null);
+    let source = record_source(
+        runner,
+        &event,
+        inputs.metadata.filter(|m| m != "{}"),
+        inputs.build_log,
+        inputs.build_record,
+        inputs.run_id,
+    )?;
     let folder = tempfile::Builder::new()
         .prefix("cachehit-")
         .tempdir_in(runner.temp_dir())
         .or_else(|_| tempfile::tempdir())
         .map_err(ConfigError::TempDir)?;
-    let mut paths: Vec<PathBuf> = Vec::new();
-    if let Some(metadata) = inputs.metadata.filter(|m| m != "{}") {
-        let path = folder.path().join("metadata.json");
-        std::fs::write(&path, metadata).map_err(|source| ConfigError::Metadata {
-            path: path.clone(),
-            source,
-        })?;
-        paths.push(path);
-    }
-    for path in inputs.build_log.iter().chain(&inputs.build_record) {
-        paths.push(runner.resolve(path));
-    }
-    if paths.is_empty() {
-        return Err(ConfigError::NoRecords);
-    }
 
-    let event = runner.event().unwrap_or(serde_json::Value::Null);
+    let reported_run_id = match &source {
+        RecordSource::Artifacts { run, .. } => {
+            Some(run.run_id).filter(|id| Some(*id) != runner.run_id())
+        }
+        RecordSource::Given { .. } => None,
+    };
     let baseline = match inputs.baseline.as_deref().unwrap_or("auto") {
         "none" => BaselineChoice::None,
         "auto" => BaselineChoice::Auto(AutoQuery {
@@ -175,12 +201,9 @@ fn resolve(
                 .map(str::to_string),
             current_tag: runner.current_tag(&event),
             current_run_id: runner.run_id(),
-            // The file name this step uploads is the one to look for in earlier runs' artifacts.
-            report_file: location
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| report_file_name(&key)),
+            reported_run_id,
+            // Set per build: the file name its report is uploaded under.
+            report_file: String::new(),
         }),
         path => BaselineChoice::File {
             path: runner.resolve(path),
@@ -202,8 +225,8 @@ fn resolve(
         ..ImageSources::default()
     };
     Ok(ActionSettings {
-        pipeline: Settings {
-            inputs: paths,
+        shared: Settings {
+            inputs: Vec::new(),
             read: ReadOptions::default(),
             images,
             baseline,
@@ -213,14 +236,64 @@ fn resolve(
             }),
             gates,
         },
+        source,
+        target: inputs.target,
         token,
         comment,
         key,
-        location,
+        report_path: inputs.report_path,
         dockerfile,
         event,
-        _metadata_folder: folder,
+        folder,
     })
+}
+
+/// Where the build records come from: the inputs, or a run's build-record artifacts
+/// (`build-record: artifact`; by default on `workflow_run` events when nothing else is given).
+fn record_source(
+    runner: &Runner,
+    event: &serde_json::Value,
+    metadata: Option<String>,
+    logs: Vec<String>,
+    records: Vec<String>,
+    run_id: Option<String>,
+) -> Result<RecordSource, ConfigError> {
+    let asks_artifacts =
+        matches!(records.as_slice(), [one] if one.eq_ignore_ascii_case("artifact"));
+    let nothing_given = metadata.is_none() && logs.is_empty() && records.is_empty();
+    let triggering = triggering_run_id(event);
+    if !asks_artifacts && !(nothing_given && (triggering.is_some() || run_id.is_some())) {
+        if nothing_given {
+            return Err(ConfigError::NoRecords);
+        }
+        let resolve = |paths: Vec<String>| paths.iter().map(|p| runner.resolve(p)).collect();
+        return Ok(RecordSource::Given {
+            metadata,
+            logs: resolve(logs),
+            records: resolve(records),
+        });
+    }
+    let run = match (run_id, triggering) {
+        (Some(id), _) => {
+            let run_id = id.parse().map_err(|_| ConfigError::RunId(id.clone()))?;
+            RecordRun {
+                run_id,
+                described: format!("run {run_id}"),
+            }
+        }
+        (None, Some(run_id)) => RecordRun {
+            run_id,
+            described: format!("run {run_id} (the run that triggered this workflow_run)"),
+        },
+        (None, None) => {
+            let run_id = runner.run_id().ok_or(ConfigError::NoRun)?;
+            RecordRun {
+                run_id,
+                described: format!("this workflow run ({run_id})"),
+            }
+        }
+    };
+    Ok(RecordSource::Artifacts { run, metadata })
 }
 
 /// The REST client, when the run names its repository. GitHub problems never fail the step:
@@ -242,74 +315,190 @@ fn github_client(runner: &Runner, token: Option<&str>) -> Option<GitHub> {
     }
 }
 
-/// Writes the outcome everywhere it goes. A file that cannot be written is reported and the
-/// others are still written: the report file must survive a broken summary or output file,
-/// and the outputs must still point at it.
+/// The pull request to comment on: the event's, or on a `workflow_run` event the one the
+/// triggering run built (found through GitHub for a fork's).
+async fn pull_request(github: Option<&GitHub>, event: &serde_json::Value) -> Option<u64> {
+    if let Some(number) = pull_request_number(event) {
+        return Some(number);
+    }
+    event.get("workflow_run")?;
+    let github = github?;
+    match pull_request_of_run(github, event).await {
+        Ok(number) => number,
+        Err(e) => {
+            warning(&format!(
+                "cannot find the pull request of the run that triggered this workflow_run: {e}"
+            ));
+            None
+        }
+    }
+}
+
+/// Warnings of several builds: one that every build gives (a shared input) is said once;
+/// another names its build.
+fn say_once<'a>(per_unit: impl IntoIterator<Item = (Option<&'a str>, Vec<String>)>) {
+    let per_unit: Vec<(Option<&str>, Vec<String>)> = per_unit.into_iter().collect();
+    let units = per_unit.len();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, messages) in &per_unit {
+        let mut unique: Vec<&str> = messages.iter().map(String::as_str).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        for message in unique {
+            *counts.entry(message).or_default() += 1;
+        }
+    }
+    let mut said = std::collections::HashSet::new();
+    for (label, messages) in &per_unit {
+        for message in messages {
+            let shared = counts.get(message.as_str()) == Some(&units);
+            match label {
+                Some(label) if !shared => warning(&format!("{label}: {message}")),
+                _ => {
+                    if said.insert(message.as_str()) {
+                        warning(message);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes every outcome everywhere it goes. A file that cannot be written is reported and
+/// the others are still written: the report file must survive a broken summary or output
+/// file, and the outputs must still point at it.
 async fn write_sinks(
     runner: &Runner,
     settings: &ActionSettings,
     github: Option<&GitHub>,
-    outcome: &Outcome,
+    done: &[(Unit, Result<Outcome, pipeline::Failure>)],
 ) -> ExitCode {
-    let report = &outcome.report;
-    let note = outcome.baseline_note.as_deref();
-    for problem in &outcome.warnings {
-        warning(&problem.to_string());
-    }
-    for missing in &outcome.gates.unevaluated {
-        warning(&format!("fail-on {missing}"));
-    }
-    let location = &settings.location;
-    if location.outside_workspace {
-        warning(&format!(
-            "report-path {} is outside the workspace ({}): only the workspace is shared between \
-             the action's container and the steps after it, so actions/upload-artifact cannot \
-             find the report there; use a path inside the workspace",
-            location.path.display(),
-            runner.workspace().display()
-        ));
-    }
     let mut failures: Vec<String> = Vec::new();
-    let report_written = report_file::write(&location.path, report);
-    if let Err(e) = &report_written {
-        failures.push(e.to_string());
+    // Builds that produced no report: named, and the step fails.
+    for (unit, outcome) in done {
+        if let Err(failure) = outcome {
+            failures.push(match &unit.label {
+                Some(label) => format!("{}: {failure}", unit.heading_text(label)),
+                None => failure.to_string(),
+            });
+        }
     }
-    workflow_log::annotate(report, &settings.dockerfile);
-    if let Some(file) = runner.summary_file()
-        && let Err(e) = job_summary::write(&file, report, note)
-    {
-        failures.push(e.to_string());
+    let reported: Vec<(&Unit, &Outcome)> = done
+        .iter()
+        .filter_map(|(unit, outcome)| outcome.as_ref().ok().map(|o| (unit, o)))
+        .collect();
+    say_once(reported.iter().map(|(unit, outcome)| {
+        let mut messages: Vec<String> = outcome.warnings.iter().map(|w| w.to_string()).collect();
+        messages.extend(
+            outcome
+                .gates
+                .unevaluated
+                .iter()
+                .map(|missing| format!("fail-on {missing}")),
+        );
+        (unit.label.as_deref(), messages)
+    }));
+    for (unit, _) in &reported {
+        let location = &unit.location;
+        if location.outside_workspace {
+            warning(&format!(
+                "report-path {} is outside the workspace ({}): only the workspace is shared between \
+                 the action's container and the steps after it, so actions/upload-artifact cannot \
+                 find the report there; use a path inside the workspace",
+                location.path.display(),
+                runner.workspace().display()
+            ));
+        }
     }
-    let comment = pr_comment::Comment {
-        mode: settings.comment,
-        key: &settings.key,
-        report,
-        baseline_note: note,
-    };
-    let comment_url = pr_comment::post(github, &settings.event, &comment).await;
-    if let Some(file) = runner.output_file() {
-        let written = outputs::Written {
-            report_path: report_written.is_ok().then_some(location.output.as_str()),
-            comment_url: comment_url.as_deref(),
+    let mut written: Vec<bool> = Vec::new();
+    for (unit, outcome) in &reported {
+        let result = report_file::write(&unit.location.path, &outcome.report);
+        if let Err(e) = &result {
+            failures.push(e.to_string());
+        }
+        written.push(result.is_ok());
+    }
+    let reports: Vec<&crate::report::Report> = reported.iter().map(|(_, o)| &o.report).collect();
+    workflow_log::annotate_all(&reports, &settings.dockerfile);
+    let several = reported.len() > 1;
+    let sections: Vec<Section> = reported
+        .iter()
+        .map(|(unit, outcome)| Section {
+            heading: unit.label.as_deref().map(|l| unit.heading_markdown(l)),
+            report: &outcome.report,
+            note: outcome.baseline_note.as_deref(),
+        })
+        .collect();
+    if let Some(file) = runner.summary_file() {
+        for section in &sections {
+            let result = if several {
+                job_summary::write_section(&file, section, sections.len())
+            } else {
+                job_summary::write(&file, section.report, section.note)
+            };
+            if let Err(e) = result {
+                failures.push(e.to_string());
+                break;
+            }
+        }
+    }
+    let issue = pull_request(github, &settings.event).await;
+    let comment_url = if sections.is_empty() {
+        None
+    } else {
+        let comment = pr_comment::Comment {
+            mode: settings.comment,
+            key: &settings.key,
+            sections: &sections,
         };
-        if let Err(e) = outputs::write(&file, report, &written) {
+        pr_comment::post(github, issue, &comment).await
+    };
+    if let Some(file) = runner.output_file() {
+        let each: Vec<Reported> = reported
+            .iter()
+            .zip(&written)
+            .map(|((unit, outcome), ok)| Reported {
+                label: unit.label.as_deref(),
+                report: &outcome.report,
+                report_path: ok.then_some(unit.location.output.as_str()),
+            })
+            .collect();
+        if let Err(e) = outputs::write_all(&file, &each, comment_url.as_deref()) {
             failures.push(e.to_string());
         }
     }
-    let kept = if report_written.is_ok() {
-        format!("; the report was written to {}", location.path.display())
-    } else {
+    let kept: Vec<String> = reported
+        .iter()
+        .zip(&written)
+        .filter(|(_, ok)| **ok)
+        .map(|((unit, _), _)| unit.location.path.display().to_string())
+        .collect();
+    let kept = if kept.is_empty() {
         String::new()
+    } else {
+        format!("; the report was written to {}", kept.join(", "))
     };
     for failure in &failures {
         error(&format!("{failure}{kept}"));
     }
-    for reason in &outcome.gates.tripped {
-        workflow_log::gate_failed(reason);
+    let mut tripped = false;
+    for (unit, outcome) in &reported {
+        for reason in &outcome.gates.tripped {
+            tripped = true;
+            match (&unit.label, several) {
+                (Some(label), true) => workflow_log::gate_failed(&format!("{label}: {reason}")),
+                _ => workflow_log::gate_failed(reason),
+            }
+        }
+    }
+    if reported.is_empty()
+        && let Some(file) = runner.summary_file()
+    {
+        let _ = job_summary::write_no_report(&file, &failures.join("; "));
     }
     if !failures.is_empty() {
         ExitCode::from(2)
-    } else if !outcome.gates.tripped.is_empty() {
+    } else if tripped {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -336,25 +525,40 @@ fn comment_mode(value: Option<&str>) -> CommentMode {
 }
 
 /// Where the report goes, and the path the `report-path` output gives for it.
-struct ReportLocation {
-    path: PathBuf,
+pub(crate) struct ReportLocation {
+    pub(crate) path: PathBuf,
     /// Relative to the workspace when inside it: the action runs in a container whose
     /// workspace is mounted elsewhere than on the host, and the steps after it start in the
     /// workspace, so only a relative path means the same file to both.
-    output: String,
-    outside_workspace: bool,
+    pub(crate) output: String,
+    pub(crate) outside_workspace: bool,
 }
 
 /// The `report-path` input (relative paths are in the workspace), else the report file name
 /// of the comment key in the workspace root. Not RUNNER_TEMP: a Docker action either does not
-/// see it or sees it under another path than the host's later steps.
-fn report_location(runner: &Runner, report_path: Option<&str>, key: &str) -> ReportLocation {
+/// see it or sees it under another path than the host's later steps. A build among several
+/// (`label`) has its label in the file name: `cachehit-report-api.json`, `reports/x-api.json`.
+pub(crate) fn report_location(
+    runner: &Runner,
+    report_path: Option<&str>,
+    key: &str,
+    label: Option<&str>,
+) -> ReportLocation {
     let workspace = normalize(&runner.workspace());
-    let path = normalize(
-        &report_path
-            .map(|p| runner.resolve(p))
-            .unwrap_or_else(|| runner.workspace().join(report_file_name(key))),
-    );
+    let named = match (report_path, label) {
+        (Some(p), None) => runner.resolve(p),
+        (Some(p), Some(label)) => with_label(&runner.resolve(p), label),
+        (None, None) => runner.workspace().join(report_file_name(key)),
+        (None, Some(label)) => {
+            let keyed = if key == "default" {
+                label.to_string()
+            } else {
+                format!("{key}-{label}")
+            };
+            runner.workspace().join(report_file_name(&keyed))
+        }
+    };
+    let path = normalize(&named);
     match path.strip_prefix(&workspace) {
         Ok(relative) if !relative.as_os_str().is_empty() => ReportLocation {
             output: relative.to_string_lossy().into_owned(),
@@ -367,6 +571,19 @@ fn report_location(runner: &Runner, report_path: Option<&str>, key: &str) -> Rep
             outside_workspace: true,
         },
     }
+}
+
+/// `reports/x.json` → `reports/x-LABEL.json`.
+fn with_label(path: &Path, label: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{label}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{label}"),
+    };
+    path.with_file_name(name)
 }
 
 /// `.` and `..` resolved without touching the file system.

@@ -1,12 +1,15 @@
 //! The options `report` and `compare` share, and their translation into pipeline settings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
 
 use crate::analysis::gates::{Gate, parse_gates};
 use crate::pipeline::{
     BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, RegistryAccess, Settings,
 };
-use crate::readers::{InputFormat, ReadOptions};
+use crate::readers::input::STDIN_NAME;
+use crate::readers::{Input, InputFormat, ReadOptions};
 use crate::sinks::terminal::Format;
 use crate::sources::registry::Credentials;
 
@@ -30,7 +33,8 @@ impl From<OutputFormat> for Format {
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
     /// Build records: rawjson or plain progress logs, metadata files, provenance, history
-    /// records, `history inspect` JSON, .dockerbuild bundles. Several files of one build combine.
+    /// records, `history inspect` JSON, .dockerbuild bundles. Several files of one build
+    /// combine. `-` reads standard input.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Read every input as this format instead of detecting it from the content.
@@ -112,15 +116,30 @@ impl ImageArgs {
     }
 }
 
-/// The settings of one run: the gates are checked here, before any work.
+/// The settings of one run: the inputs and the gates are checked here, before any work.
 pub fn settings(
     read: &ReadArgs,
     checks: &CheckArgs,
     baseline: Option<(&PathBuf, bool)>,
 ) -> anyhow::Result<Settings> {
     let gates: Vec<Gate> = parse_gates(&checks.fail_on)?;
+    let inputs = inputs(&read.inputs)?;
+    let baseline_from_stdin = baseline.is_some_and(|(path, _)| path.as_os_str() == "-");
+    if baseline_from_stdin && inputs.contains(&Input::Stdin) {
+        bail!(
+            "`-` (standard input) is given as the baseline and as an input: it can be read only once"
+        );
+    }
+    if let Some((path, _)) = baseline
+        && path.is_dir()
+    {
+        bail!(
+            "the baseline {} is a folder: give the JSON report in it",
+            path.display()
+        );
+    }
     Ok(Settings {
-        inputs: read.inputs.clone(),
+        inputs,
         read: ReadOptions {
             forced_format: read.input_format,
             bake_target: read.target.clone(),
@@ -130,7 +149,11 @@ pub fn settings(
         baseline: match baseline {
             Some((path, required)) => BaselineChoice::File {
                 path: path.clone(),
-                label: path.display().to_string(),
+                label: if baseline_from_stdin {
+                    STDIN_NAME.to_string()
+                } else {
+                    path.display().to_string()
+                },
                 required,
             },
             None => BaselineChoice::None,
@@ -141,4 +164,28 @@ pub fn settings(
         }),
         gates,
     })
+}
+
+/// The inputs as given: `-` is standard input (once), a folder is refused by name.
+fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+    let inputs: Vec<Input> = args.iter().map(|a| Input::from_arg(a)).collect();
+    if inputs.iter().filter(|i| **i == Input::Stdin).count() > 1 {
+        bail!("`-` (standard input) is given more than once: it can be read only once");
+    }
+    for arg in args {
+        if arg.is_dir() {
+            bail!("{}", folder_message(arg));
+        }
+    }
+    Ok(inputs)
+}
+
+/// What to say when a folder is given where files are read.
+fn folder_message(path: &Path) -> String {
+    let shown = path.display().to_string();
+    let glob = format!("{}/*", shown.trim_end_matches('/'));
+    format!(
+        "{shown} is a folder: cachehit reads the build records in it, not the folder; give the \
+         files (for example `{glob}`)"
+    )
 }

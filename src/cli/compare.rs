@@ -7,7 +7,7 @@ use crate::cli::args::{CheckArgs, OutputArgs, ReadArgs, settings};
 
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
-    /// JSON report of the earlier build.
+    /// JSON report of the earlier build (`-`: standard input).
     #[arg(value_name = "BASELINE")]
     pub baseline: PathBuf,
     /// The current build: its JSON report, or its records (as for `report`).

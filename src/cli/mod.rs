@@ -14,8 +14,8 @@ mod audit;
 mod compare;
 mod report;
 
-use crate::pipeline::{self, NO_GITHUB, Settings};
-use crate::sinks::terminal;
+use crate::pipeline::{self, NO_GITHUB, Settings, Warning};
+use crate::sinks::terminal::{self, Destination};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,14 +74,14 @@ fn run_to_terminal(settings: Settings, out: &args::OutputArgs) -> anyhow::Result
             return Ok(ExitCode::from(2));
         }
     };
+    let destination = Destination::resolve(out.format.map(Into::into), out.output.as_deref());
     for warning in &outcome.warnings {
-        terminal::warning(&warning.to_string());
+        // Each warning once: those the report lists are not repeated where it is shown.
+        if !(destination.shows_problems() && matches!(warning, Warning::Problem(_))) {
+            terminal::warning(&warning.to_string());
+        }
     }
-    terminal::write_report(
-        &outcome.report,
-        out.format.map(Into::into),
-        out.output.as_deref(),
-    )?;
+    terminal::write_report(&outcome.report, &destination, out.output.as_deref())?;
     for missing in &outcome.gates.unevaluated {
         terminal::warning(&format!("--fail-on {missing}"));
     }

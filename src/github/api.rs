@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::github::baseline::{ArtifactInfo, BaselineApi, ReleaseAsset, ReleaseInfo, RunInfo};
 pub use crate::github::error::{ApiError, ApiErrorKind};
+use crate::github::records::{PullInfo, RecordApi};
 
 /// How hard to retry; tests shrink the waits.
 #[derive(Clone, Copy, Debug)]
@@ -551,29 +552,7 @@ impl BaselineApi for GitHub {
         let items = self
             .get_pages(&url, "listing artifacts", Some("artifacts"))
             .await?;
-        Ok(items
-            .iter()
-            .filter_map(|a| {
-                Some(ArtifactInfo {
-                    id: a.get("id")?.as_u64()?,
-                    name: a.get("name")?.as_str()?.to_string(),
-                    expired: a.get("expired").and_then(Value::as_bool).unwrap_or(false),
-                    created_at: a
-                        .get("created_at")
-                        .and_then(Value::as_str)
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                        .map(|t| t.with_timezone(&chrono::Utc)),
-                    run_id: a.pointer("/workflow_run/id").and_then(Value::as_u64),
-                    head_branch: text_at(a, "/workflow_run/head_branch"),
-                    repository_id: a
-                        .pointer("/workflow_run/repository_id")
-                        .and_then(Value::as_u64),
-                    head_repository_id: a
-                        .pointer("/workflow_run/head_repository_id")
-                        .and_then(Value::as_u64),
-                })
-            })
-            .collect())
+        Ok(items.iter().filter_map(artifact_info).collect())
     }
 
     async fn get_workflow_run(&self, run_id: u64) -> Result<RunInfo, ApiError> {
@@ -632,6 +611,68 @@ impl BaselineApi for GitHub {
         let url = self.repo_url(&format!("/releases/assets/{asset_id}"));
         self.download(&url, "downloading the baseline release asset")
             .await
+    }
+}
+
+/// An artifact as GitHub lists it (the repository's, or a run's).
+fn artifact_info(a: &Value) -> Option<ArtifactInfo> {
+    Some(ArtifactInfo {
+        id: a.get("id")?.as_u64()?,
+        name: a.get("name")?.as_str()?.to_string(),
+        expired: a.get("expired").and_then(Value::as_bool).unwrap_or(false),
+        created_at: a
+            .get("created_at")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)),
+        run_id: a.pointer("/workflow_run/id").and_then(Value::as_u64),
+        head_branch: text_at(a, "/workflow_run/head_branch"),
+        repository_id: a
+            .pointer("/workflow_run/repository_id")
+            .and_then(Value::as_u64),
+        head_repository_id: a
+            .pointer("/workflow_run/head_repository_id")
+            .and_then(Value::as_u64),
+        size: a.get("size_in_bytes").and_then(Value::as_u64),
+    })
+}
+
+/// A pull request as GitHub lists it.
+fn pull_info(p: &Value) -> Option<PullInfo> {
+    Some(PullInfo {
+        number: p.get("number")?.as_u64()?,
+        state: text_at(p, "/state"),
+        head_sha: text_at(p, "/head/sha"),
+        head_repository: text_at(p, "/head/repo/full_name"),
+    })
+}
+
+impl RecordApi for GitHub {
+    async fn list_run_artifacts(&self, run_id: u64) -> Result<Vec<ArtifactInfo>, ApiError> {
+        let url = self.repo_url(&format!("/actions/runs/{run_id}/artifacts?per_page=100"));
+        let items = self
+            .get_pages(&url, "listing the run's artifacts", Some("artifacts"))
+            .await?;
+        Ok(items.iter().filter_map(artifact_info).collect())
+    }
+
+    async fn pulls_of_commit(&self, sha: &str) -> Result<Vec<PullInfo>, ApiError> {
+        let url = self.repo_url(&format!("/commits/{}/pulls?per_page=100", encode(sha)));
+        let items = self
+            .get_pages(&url, "listing the pull requests of a commit", None)
+            .await?;
+        Ok(items.iter().filter_map(pull_info).collect())
+    }
+
+    async fn pulls_from_head(&self, head: &str) -> Result<Vec<PullInfo>, ApiError> {
+        let url = self.repo_url(&format!(
+            "/pulls?state=open&per_page=100&head={}",
+            encode(head)
+        ));
+        let items = self
+            .get_pages(&url, "listing the pull requests of a branch", None)
+            .await?;
+        Ok(items.iter().filter_map(pull_info).collect())
     }
 }
 

@@ -44,6 +44,8 @@ pub struct ArtifactInfo {
     /// fork's pull request, whose branch may well be called `main` too.
     pub repository_id: Option<u64>,
     pub head_repository_id: Option<u64>,
+    /// Bytes of the stored artifact, as the listing gives them.
+    pub size: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -126,6 +128,9 @@ pub struct AutoQuery {
     pub current_tag: Option<String>,
     /// This run: its own artifact is never its baseline.
     pub current_run_id: Option<u64>,
+    /// The run whose build is reported, when it is another (the run that triggered a
+    /// `workflow_run` job): its report is the build's own, not an earlier one.
+    pub reported_run_id: Option<u64>,
     /// The report's file name as the action writes it (`cachehit-report.json`, or keyed
     /// per image): looked for first inside the zip and among release assets.
     pub report_file: String,
@@ -367,7 +372,9 @@ fn own_code(repository_id: Option<u64>, head_repository_id: Option<u64>) -> Opti
 
 /// A run whose artifact may serve as the baseline: the repository's own code, not a pull
 /// request's. A fork's pull request runs in this repository with the fork's code and may
-/// upload an artifact of the same name from a branch also called `main`.
+/// upload an artifact of the same name from a branch also called `main`. Nor a run triggered
+/// by `workflow_run`: it runs on the default branch with the repository's own code, but
+/// reports on the run that triggered it, which may be a fork's pull request.
 pub fn trusted_run(artifact: &ArtifactInfo, run: &RunInfo) -> bool {
     let from_listing = own_code(artifact.repository_id, artifact.head_repository_id);
     let from_run = own_code(run.repository_id, run.head_repository_id);
@@ -376,11 +383,11 @@ pub fn trusted_run(artifact: &ArtifactInfo, run: &RunInfo) -> bool {
         (from_listing, from_run),
         (Some(false), _) | (_, Some(false)) | (None, None)
     );
-    let pull_request = run
+    let reports_another_run = run
         .event
         .as_deref()
-        .is_some_and(|e| e.starts_with("pull_request"));
-    vouched && !pull_request
+        .is_some_and(|e| e.starts_with("pull_request") || e == "workflow_run");
+    vouched && !reports_another_run
 }
 
 /// Non-expired artifacts of that name from the wanted refs, not from this run nor from a
@@ -394,7 +401,11 @@ pub fn artifact_candidates(
     let mut candidates: Vec<ArtifactInfo> = artifacts
         .into_iter()
         .filter(|a| a.name == artifact_name && !a.expired)
-        .filter(|a| a.run_id.is_some() && a.run_id != query.current_run_id)
+        .filter(|a| {
+            a.run_id.is_some()
+                && a.run_id != query.current_run_id
+                && a.run_id != query.reported_run_id
+        })
         .filter(|a| own_code(a.repository_id, a.head_repository_id) != Some(false))
         .filter(|a| {
             // Without a known default branch, any ref's successful run is better than none.
@@ -628,6 +639,7 @@ mod tests {
             head_branch: Some(branch.into()),
             repository_id: Some(1),
             head_repository_id: Some(1),
+            size: None,
         }
     }
 
@@ -663,6 +675,7 @@ mod tests {
             default_branch: Some("main".into()),
             current_tag: Some("v1.4.0".into()),
             current_run_id: Some(99),
+            reported_run_id: None,
             report_file: RELEASE_ASSET_NAME.into(),
         }
     }
@@ -752,9 +765,9 @@ mod tests {
             ],
             runs: vec![
                 run(10, "success", "main"),
-                // Run by the fork's workflow_run: not a pull-request event, the fork's code.
+                // A workflow_run job: the repository's own code on main, reporting on
+                // the run that triggered it (a fork's pull request, maybe).
                 RunInfo {
-                    head_repository_id: Some(2),
                     event: Some("workflow_run".into()),
                     ..run(20, "success", "main")
                 },

@@ -170,6 +170,13 @@ pub fn pull_request_number(event: &serde_json::Value) -> Option<u64> {
         .and_then(serde_json::Value::as_u64)
 }
 
+/// The run that triggered a `workflow_run` event: its id.
+pub fn triggering_run_id(event: &serde_json::Value) -> Option<u64> {
+    event
+        .pointer("/workflow_run/id")
+        .and_then(serde_json::Value::as_u64)
+}
+
 /// Appends `name=value` to the `GITHUB_OUTPUT` file, in the multi-line form with a delimiter
 /// that the value does not contain.
 pub fn write_output(file: &Path, name: &str, value: &str) -> std::io::Result<()> {

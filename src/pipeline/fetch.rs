@@ -135,6 +135,15 @@ pub struct BaselineLookup {
     pub search_problems: Vec<SearchProblem>,
 }
 
+/// A report file; `-` is standard input.
+fn load_file(path: &std::path::Path) -> Result<crate::report::Report, LoadError> {
+    if path.as_os_str() == "-" {
+        load::from_reader(std::io::stdin().lock(), crate::readers::input::STDIN_NAME)
+    } else {
+        load::from_path(path)
+    }
+}
+
 /// Loads or looks up the baseline the settings name. Fails only for a required file.
 pub async fn baseline_report(
     choice: &BaselineChoice,
@@ -146,7 +155,7 @@ pub async fn baseline_report(
             path,
             label,
             required,
-        } => match load::from_path(path) {
+        } => match load_file(path) {
             Ok(report) => Ok(BaselineLookup {
                 found: Some(Baseline {
                     report,

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use crate::analysis::{self, Facts, gates};
 use crate::github::api::GitHub;
 use crate::github::baseline::{BaselineApi, SearchProblem};
-use crate::model::Problem;
+use crate::model::{Build, Problem, ProblemKind};
 use crate::readers::ReadError;
 use crate::report::Report;
 use crate::report::load::LoadError;
@@ -93,6 +93,27 @@ pub struct DockerfileError {
     pub source: std::io::Error,
 }
 
+/// A baseline file built after this build: a comparison that reads backwards (its
+/// regressions are improvements), most often two reports given in the wrong order.
+fn baseline_newer(build: &Build, baseline: &analysis::Baseline) -> Option<Problem> {
+    let when = |info: &crate::model::BuildInfo| info.started.or(info.completed);
+    let this = when(&build.build)?;
+    let before = when(&baseline.report.build.build)?;
+    (before > this).then(|| {
+        let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        Problem::new(
+            ProblemKind::BaselineNewer,
+            &baseline.source,
+            format!(
+                "the baseline was built after this build ({} vs {}): the comparison reads \
+                 backwards; were the two reports given in the wrong order?",
+                at(before),
+                at(this)
+            ),
+        )
+    })
+}
+
 /// Runs every stage once, in order. `github` serves `baseline: auto`.
 pub async fn run(
     settings: &Settings,
@@ -117,6 +138,18 @@ pub async fn run(
     );
     let mut build = records.build;
     build.problems.extend(external.problems);
+    // Only a baseline the user named: a search picks the newest report of the default
+    // branch, which a pull request's slower build may well predate.
+    let named = matches!(settings.baseline, BaselineChoice::File { .. });
+    if let Some(problem) = external
+        .baseline
+        .as_ref()
+        .filter(|_| named)
+        .and_then(|baseline| baseline_newer(&build, baseline))
+    {
+        warnings.push(Warning::Problem(problem.clone()));
+        build.problems.push(problem);
+    }
     let recorded = build.problems.len();
 
     let mut report = analysis::analyze_facts(Facts {

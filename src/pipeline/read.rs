@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::model::Build;
 use crate::pipeline::settings::Settings;
 use crate::pipeline::{DockerfileError, Failure};
-use crate::readers::read_inputs;
+use crate::readers::order::dockerfile_order;
+use crate::readers::read_all;
 
 /// What the local files say.
 pub struct Records {
@@ -18,7 +19,7 @@ pub struct Records {
 
 /// Fails only when nothing at all could be read, or a required Dockerfile cannot be.
 pub fn records(settings: &Settings) -> Result<Records, Failure> {
-    let build = read_inputs(&settings.inputs, &settings.read).map_err(Failure::Read)?;
+    let mut build = read_all(&settings.inputs, &settings.read).map_err(Failure::Read)?;
     let dockerfile = match &settings.dockerfile {
         None => None,
         Some(source) => match read_dockerfile(&source.path) {
@@ -32,6 +33,10 @@ pub fn records(settings: &Settings) -> Result<Records, Failure> {
             Err(_) => None,
         },
     };
+    // The reader ordered the steps as well as the records allow; the Dockerfile knows better.
+    if let Some(text) = &dockerfile {
+        dockerfile_order(&mut build.steps, Some(text));
+    }
     Ok(Records { build, dockerfile })
 }
 

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use crate::analysis::gates::Gate;
 use crate::github::baseline::AutoQuery;
-use crate::readers::ReadOptions;
+use crate::readers::{Input, ReadOptions};
 use crate::sources::registry::Credentials;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
-    /// Build records (logs, metadata, records, bundles); several files of one build combine.
-    pub inputs: Vec<PathBuf>,
+    /// Build records (logs, metadata, records, bundles); several inputs of one build combine.
+    pub inputs: Vec<Input>,
     pub read: ReadOptions,
     pub images: ImageSources,
     pub baseline: BaselineChoice,
@@ -91,7 +91,7 @@ impl fmt::Debug for CredentialPolicy {
 }
 
 /// The earlier build to compare with.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum BaselineChoice {
     None,
     /// A JSON report file. `label` names it in the report and in messages (the path as the

@@ -53,35 +53,64 @@ impl InputFormat {
     }
 }
 
-const PREFIX_BYTES: usize = 64 * 1024;
+/// How much of an input detection looks at first.
+pub const PREFIX_BYTES: usize = 64 * 1024;
 /// How far into a text file the first progress line is looked for (a CI job log can print a
 /// lot before the build starts).
 const TEXT_SCAN_BYTES: u64 = 8 * 1024 * 1024;
 
 pub fn detect(path: &Path) -> Result<InputFormat, ReadError> {
     let mut file = std::fs::File::open(path).map_err(|e| ReadError::io(path, e))?;
+    detect_read(&mut file, &path.display().to_string(), false).map(|(format, _)| format)
+}
+
+/// The format of what `reader` holds (`name` names it in errors). With `keep`, the bytes read
+/// to decide are returned, to be read again in front of the rest (a stream, read once: the
+/// text scan is then held in memory, within its bound); a file is opened again, so nothing is
+/// kept and the scan streams.
+pub fn detect_read(
+    reader: &mut impl Read,
+    name: &str,
+    keep: bool,
+) -> Result<(InputFormat, Vec<u8>), ReadError> {
+    let io = |source| ReadError::Io {
+        path: name.to_string(),
+        source,
+    };
     let mut prefix = Vec::with_capacity(PREFIX_BYTES);
-    file.by_ref()
+    reader
+        .by_ref()
         .take(PREFIX_BYTES as u64)
         .read_to_end(&mut prefix)
-        .map_err(|e| ReadError::io(path, e))?;
+        .map_err(io)?;
     let unrecognized = |detail| ReadError::Unrecognized {
-        path: path.display().to_string(),
+        path: name.to_string(),
         detail,
     };
     match detect_bytes(&prefix) {
-        Ok(format) => Ok(format),
+        Ok(format) => Ok((format, prefix)),
         Err(None) => Err(ReadError::Empty {
-            path: path.display().to_string(),
+            path: name.to_string(),
         }),
         Err(Some(Undecided::Text(mut scan))) if prefix.len() == PREFIX_BYTES => {
-            // Text without progress so far: look further, line by line, keeping nothing.
-            let reader = BufReader::new(file.take(TEXT_SCAN_BYTES - PREFIX_BYTES as u64));
+            // Text without progress so far: look further, line by line.
+            let mut further = reader.by_ref().take(TEXT_SCAN_BYTES - PREFIX_BYTES as u64);
             // The prefix's last line may be cut: scan it again from the start of that line.
             let last_line = memchr::memrchr(b'\n', &prefix).map_or(0, |i| i + 1);
-            let rest = std::io::Cursor::new(prefix[last_line..].to_vec()).chain(reader);
-            let _ = for_each_line(rest, PREFIX_BYTES, |line| scan.line(line));
-            scan.verdict().map_err(|d| unrecognized(d.describe()))
+            let cut = std::io::Cursor::new(prefix[last_line..].to_vec());
+            if keep {
+                let mut more = Vec::new();
+                further.read_to_end(&mut more).map_err(io)?;
+                let rest = cut.chain(std::io::Cursor::new(&more));
+                let _ = for_each_line(rest, PREFIX_BYTES, |line| scan.line(line));
+                prefix.extend(more);
+            } else {
+                // Keeping nothing.
+                let rest = cut.chain(BufReader::new(further));
+                let _ = for_each_line(rest, PREFIX_BYTES, |line| scan.line(line));
+            }
+            let format = scan.verdict().map_err(|d| unrecognized(d.describe()))?;
+            Ok((format, if keep { prefix } else { Vec::new() }))
         }
         Err(Some(undecided)) => Err(unrecognized(undecided.to_string())),
     }

@@ -108,7 +108,8 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
             )
         });
     }
-    order_stages_by_dockerfile(&mut merged.steps);
+    // The Dockerfile's text, when there is one, is applied by the caller.
+    crate::readers::order::dockerfile_order(&mut merged.steps, None);
     merged
 }
 
@@ -119,40 +120,6 @@ fn input_names(build: &Build) -> String {
         .map(|i| i.path.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// BuildKit lists stages in the order it reaches them, often the final stage first. With every
-/// step's Dockerfile line known, stages follow the Dockerfile instead.
-fn order_stages_by_dockerfile(steps: &mut Vec<Step>) {
-    if steps.is_empty() || steps.iter().any(|s| s.dockerfile_line.is_none()) {
-        return;
-    }
-    let first_line = |platform: &Option<String>, stage: &Option<String>| {
-        steps
-            .iter()
-            .filter(|s| &s.platform == platform && &s.stage == stage)
-            .filter_map(|s| s.dockerfile_line)
-            .min()
-    };
-    let mut platforms: Vec<Option<String>> = Vec::new();
-    for step in steps.iter() {
-        if !platforms.contains(&step.platform) {
-            platforms.push(step.platform.clone());
-        }
-    }
-    let keys: Vec<(Option<usize>, Option<u32>)> = steps
-        .iter()
-        .map(|s| {
-            (
-                platforms.iter().position(|p| *p == s.platform),
-                first_line(&s.platform, &s.stage),
-            )
-        })
-        .collect();
-    // Stable: each stage keeps its own order.
-    let mut keyed: Vec<_> = keys.into_iter().zip(std::mem::take(steps)).collect();
-    keyed.sort_by_key(|(key, _)| *key);
-    steps.extend(keyed.into_iter().map(|(_, step)| step));
 }
 
 /// What names a build across its records: the images it produced (by name and digest) and its

@@ -12,8 +12,10 @@
 pub mod detect;
 pub mod dockerbuild;
 pub mod error;
+pub mod input;
 pub mod line_clean;
 pub mod merge;
+pub mod order;
 pub mod plain;
 pub mod provenance;
 pub mod rawjson;
@@ -23,11 +25,12 @@ pub mod tty;
 pub mod vertex_name;
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 pub use detect::InputFormat;
 pub use error::ReadError;
+pub use input::Input;
 
 use crate::model::{Build, InputFile, Problem, ProblemKind};
 use provenance::Provenance;
@@ -94,13 +97,21 @@ const READ_BUFFER_BYTES: usize = 1 << 20;
 /// JSON records (metadata, history) are small; refuse absurd ones instead of exhausting memory.
 const MAX_RECORD_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Reads and merges the inputs. Files that fail after another succeeded become `Problem`s in
+/// Reads and merges the files. Files that fail after another succeeded become `Problem`s in
 /// the result; it is an error only when nothing could be read.
 pub fn read_inputs(paths: &[PathBuf], options: &ReadOptions) -> Result<Build, ReadError> {
+    let inputs: Vec<Input> = paths.iter().cloned().map(Input::File).collect();
+    read_all(&inputs, options)
+}
+
+/// Reads and merges the inputs, whatever they come from (files, standard input, text).
+/// Inputs that fail after another succeeded become `Problem`s in the result; it is an error
+/// only when nothing could be read.
+pub fn read_all(inputs: &[Input], options: &ReadOptions) -> Result<Build, ReadError> {
     let mut fragments: Vec<(InputFormat, Fragment)> = Vec::new();
     let mut failures: Vec<ReadError> = Vec::new();
-    for path in paths {
-        match read_file(path, options) {
+    for input in inputs {
+        match input::read(input, options) {
             Ok(read) => fragments.push(read),
             Err(e) => failures.push(e),
         }
@@ -132,55 +143,85 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(InputFormat, Fra
     };
     let name = path.display().to_string();
     let open = || File::open(path).map_err(|e| ReadError::io(path, e));
-    let mut fragment = match format {
-        InputFormat::Rawjson => Fragment {
-            build: rawjson::read_rawjson_target(
-                BufReader::with_capacity(READ_BUFFER_BYTES, open()?),
-                &name,
-                options.bake_target.as_deref(),
-            )?,
-            ..Fragment::default()
-        },
-        InputFormat::Plain => Fragment {
-            build: plain::read_plain(BufReader::with_capacity(READ_BUFFER_BYTES, open()?), &name)?,
-            ..Fragment::default()
-        },
-        InputFormat::Tty => Fragment {
-            build: tty::read_tty(BufReader::with_capacity(READ_BUFFER_BYTES, open()?), &name)?,
-            ..Fragment::default()
-        },
+    let fragment = match format {
         InputFormat::Dockerbuild => dockerbuild::read_bundle(path, options.record_ref.as_deref())?,
         InputFormat::Metadata | InputFormat::Provenance => {
             records::read_record_file(path, format, options)?
         }
-        json_format => read_json_value(read_json(path)?, json_format, options, &name)?,
+        format if is_progress(format) => Fragment {
+            build: read_progress(
+                format,
+                BufReader::with_capacity(READ_BUFFER_BYTES, open()?),
+                &name,
+                options,
+            )?,
+            ..Fragment::default()
+        },
+        json_format => read_json_value(read_json(open()?, &name)?, json_format, options, &name)?,
     };
+    Ok((format, finish(fragment, format, &name)))
+}
+
+/// Progress logs: read as they stream, never held whole.
+fn is_progress(format: InputFormat) -> bool {
+    matches!(
+        format,
+        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Tty
+    )
+}
+
+/// Runs the reader of a progress log ([`is_progress`]) over `reader`; `name` names the input.
+fn read_progress(
+    format: InputFormat,
+    reader: impl BufRead,
+    name: &str,
+    options: &ReadOptions,
+) -> Result<Build, ReadError> {
+    match format {
+        InputFormat::Rawjson => {
+            rawjson::read_rawjson_target(reader, name, options.bake_target.as_deref())
+        }
+        InputFormat::Plain => plain::read_plain(reader, name),
+        InputFormat::Tty => tty::read_tty(reader, name),
+        other => Err(ReadError::Malformed {
+            path: name.to_string(),
+            detail: format!("{} input is not a progress log", other.name()),
+        }),
+    }
+}
+
+/// What every input gets once read: its file entry, and its notes as problems naming it.
+fn finish(mut fragment: Fragment, format: InputFormat, name: &str) -> Fragment {
     fragment.build.inputs.push(InputFile {
-        path: name.clone(),
+        path: name.to_string(),
         format,
     });
     for (kind, message) in std::mem::take(&mut fragment.notes).0 {
         fragment
             .build
             .problems
-            .push(Problem::new(kind, name.clone(), message));
+            .push(Problem::new(kind, name.to_string(), message));
     }
-    Ok((format, fragment))
+    fragment
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value, ReadError> {
-    let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
+/// One JSON record, bounded by [`MAX_RECORD_BYTES`]; `name` names it in errors.
+fn read_json(reader: impl Read, name: &str) -> Result<serde_json::Value, ReadError> {
     let mut text = Vec::new();
-    file.take(MAX_RECORD_BYTES)
+    reader
+        .take(MAX_RECORD_BYTES)
         .read_to_end(&mut text)
-        .map_err(|e| ReadError::io(path, e))?;
+        .map_err(|source| ReadError::Io {
+            path: name.to_string(),
+            source,
+        })?;
     if text.iter().all(u8::is_ascii_whitespace) {
         return Err(ReadError::Empty {
-            path: path.display().to_string(),
+            path: name.to_string(),
         });
     }
     serde_json::from_slice(&text).map_err(|e| ReadError::Malformed {
-        path: path.display().to_string(),
+        path: name.to_string(),
         detail: if e.is_eof() {
             format!("the JSON ends early (truncated?): {e}")
         } else {

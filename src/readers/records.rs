@@ -83,7 +83,18 @@ pub fn read_record_file(
             ),
         });
     }
-    let reader = BufReader::new(file.take(MAX_RECORD_BYTES));
+    read_record_reader(BufReader::new(file), &name, format, options)
+}
+
+/// A metadata file or a provenance document from a reader (a file, standard input, text),
+/// bounded by [`MAX_RECORD_BYTES`]; `name` names it in errors.
+pub fn read_record_reader(
+    reader: impl Read,
+    name: &str,
+    format: InputFormat,
+    options: &ReadOptions,
+) -> Result<Fragment, ReadError> {
+    let reader = reader.take(MAX_RECORD_BYTES);
     let result = match format {
         InputFormat::Provenance => provenance::parse_reader(reader)
             .map_err(RecordError::from)
@@ -91,7 +102,7 @@ pub fn read_record_file(
         _ => read_metadata_reader(reader, options.bake_target.as_deref()),
     };
     result.map_err(|e| ReadError::Malformed {
-        path: name,
+        path: name.to_string(),
         detail: e.to_string(),
     })
 }
@@ -407,6 +418,31 @@ fn metadata_fragment(
         fragment.build.build.dockerfile = dockerfile;
     }
     Ok(fragment)
+}
+
+/// A target of bake metadata, and the build record it names (`buildx.build.ref`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BakeTarget {
+    pub name: String,
+    pub build_ref: Option<String>,
+}
+
+/// The targets of a metadata file's text, in the file's order; none for a single build's.
+pub fn bake_targets(text: &str) -> Result<Vec<BakeTarget>, RecordError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let file = MetadataFile::deserialize(&mut de).map_err(RecordError::from_json)?;
+    de.end().map_err(RecordError::from_json)?;
+    if file.flat.has_build_keys {
+        return Ok(Vec::new());
+    }
+    Ok(file
+        .targets
+        .into_iter()
+        .map(|(name, entries)| BakeTarget {
+            name,
+            build_ref: entries.build_ref,
+        })
+        .collect())
 }
 
 /// Bake writes one object per target; a plain build writes the keys at the top level.

@@ -1,6 +1,9 @@
-//! The audit over several releases as GitHub markdown.
+//! The audit over several releases: GitHub markdown, or a table for the terminal.
 
-use crate::analysis::audit::Audit;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::analysis::audit::{Audit, ReleaseRow};
+use crate::render::table::TableStyle;
 use crate::render::{
     self,
     markdown::{code_span, escape_text, with_code_spans},
@@ -87,4 +90,83 @@ pub fn render_markdown(audit: &Audit) -> String {
         ));
     }
     out
+}
+
+/// The rebuilt steps of a row, one per line, or `none`.
+fn rebuilt_lines(row: &ReleaseRow) -> String {
+    if row.rebuilt_steps.is_empty() {
+        return "none".to_string();
+    }
+    row.rebuilt_steps
+        .iter()
+        .map(|s| s.replace(['\n', '\r'], " "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The audit for a terminal: a table of the releases, then the problems that persist.
+pub fn render_table(audit: &Audit, style: &TableStyle) -> String {
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_content_arrangement(ContentArrangement::Dynamic);
+    if let Some(width) = style.width {
+        table.set_width(width);
+    }
+    if style.colour {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
+    table.set_header([
+        "release",
+        "hit ratio",
+        "cached / total",
+        "rebuilt steps",
+        "pull cost",
+        "build time",
+    ]);
+    for row in &audit.rows {
+        let line = |text: &str| text.replace(['\n', '\r'], " ");
+        table.add_row([
+            Cell::new(line(&row.label)),
+            Cell::new(row.cache_hit_ratio.map_or("n/a".into(), render::percent))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(format!("{}/{}", row.steps_cached, row.steps_total))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(rebuilt_lines(row)),
+            Cell::new(row.pull_bytes.map_or("n/a".into(), render::bytes))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(row.duration_ms.map_or("n/a".into(), render::duration))
+                .set_alignment(CellAlignment::Right),
+        ]);
+    }
+    let mut out = String::from("cachehit audit\n");
+    out.push_str(&table.to_string());
+    out.push('\n');
+    if audit.persistent.is_empty() {
+        out.push_str("No diagnosis came back in consecutive releases.\n");
+        return out;
+    }
+    out.push_str("\nProblems that persist across releases:\n");
+    for found in &audit.persistent {
+        let step = found
+            .step
+            .as_deref()
+            .map(|s| format!(" on {s}"))
+            .unwrap_or_default();
+        let wasted = found
+            .wasted_ms
+            .map(|ms| format!(", {} of rebuilds", render::duration(ms)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "- {} ({}){step}: in {} consecutive releases ({}){wasted}.\n  {}\n  fix: {}\n",
+            found.kind.as_str(),
+            found.severity.as_str(),
+            found.releases.len(),
+            found.releases.join(", "),
+            found.message,
+            found.fix,
+        ));
+    }
+    crate::render::table::wrap_lines(&out, style.width)
 }

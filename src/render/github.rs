@@ -63,14 +63,76 @@ pub fn summary_within(report: &Report, note: Option<&str>, max_bytes: usize) -> 
 
 /// The sticky comment: its `marker` first, then the report within GitHub's limit.
 pub fn comment_body(report: &Report, marker: &str, baseline_note: Option<&str>) -> String {
-    let note = baseline_note
-        .map(|n| format!("\n_{}_\n", markdown::escape_text(n)))
-        .unwrap_or_default();
+    comment_sections(
+        &[Section {
+            heading: None,
+            report,
+            note: baseline_note,
+        }],
+        marker,
+    )
+}
+
+/// One report among those of a run (a bake target, a build record), with what the comment or
+/// summary says of it.
+pub struct Section<'a> {
+    /// Markdown naming the build when the run reports several (``bake target `api` ``).
+    pub heading: Option<String>,
+    pub report: &'a Report,
+    pub note: Option<&'a str>,
+}
+
+impl Section<'_> {
+    /// The heading, the report within `budget` characters, and the note.
+    fn text(&self, budget: usize) -> String {
+        let heading = self
+            .heading
+            .as_ref()
+            .map(|h| format!("## {h}\n\n"))
+            .unwrap_or_default();
+        let note = self
+            .note
+            .map(|n| {
+                let n: String = n.chars().take(NOTE_MAX_CHARS).collect();
+                format!("\n_{}_\n", markdown::escape_text(&n))
+            })
+            .unwrap_or_default();
+        let fixed = heading.chars().count() + note.chars().count();
+        format!(
+            "{heading}{}{note}",
+            markdown::render_within(self.report, budget.saturating_sub(fixed))
+        )
+    }
+}
+
+/// The sticky comment of one build or several (one section each, sharing GitHub's limit):
+/// its `marker` first.
+pub fn comment_sections(sections: &[Section], marker: &str) -> String {
     let footer = "\n<sub>Posted by cachehit; updated on every build.</sub>\n";
-    let budget = COMMENT_LIMIT_CHARS - marker.len() - note.chars().count() - footer.len() - 16;
+    let separator = "\n---\n\n";
+    let count = sections.len().max(1);
+    let budget = COMMENT_LIMIT_CHARS
+        .saturating_sub(marker.len() + footer.len() + 16 + separator.len() * count);
+    let each = budget / count;
+    let body: Vec<String> = sections.iter().map(|s| s.text(each)).collect();
+    format!("{marker}\n{}{footer}", body.join(separator))
+}
+
+/// One section of the job summary, within its share (`of` sections) of GitHub's byte limit.
+pub fn job_summary_section(section: &Section, of: usize) -> String {
+    let heading = section
+        .heading
+        .as_ref()
+        .map(|h| format!("## {h}\n\n"))
+        .unwrap_or_default();
+    let share = SUMMARY_TARGET_BYTES / of.max(1);
     format!(
-        "{marker}\n{}{note}{footer}",
-        markdown::render_within(report, budget)
+        "{heading}{}",
+        summary_within(
+            section.report,
+            section.note,
+            share.saturating_sub(heading.len())
+        )
     )
 }
 
@@ -121,6 +183,33 @@ mod tests {
         assert!(!after_marker.contains("<b>"));
         assert!(!after_marker.contains("@team"));
         assert!(!after_marker.contains(" #12 "));
+    }
+
+    #[test]
+    fn sections_share_the_comment_limit() {
+        let report = huge_report();
+        let marker = crate::github::comment::marker("default");
+        let sections: Vec<Section> = ["api", "worker", "web"]
+            .iter()
+            .map(|t| Section {
+                heading: Some(format!("bake target `{t}`")),
+                report: &report,
+                note: Some("No baseline."),
+            })
+            .collect();
+        let text = comment_sections(&sections, &marker);
+        assert!(text.chars().count() <= COMMENT_LIMIT_CHARS);
+        for t in ["api", "worker", "web"] {
+            assert!(
+                text.contains(&format!("## bake target `{t}`\n\n### cachehit")),
+                "{t}"
+            );
+        }
+        assert_eq!(text.matches("2666/4000 steps cached").count(), 3);
+        assert_eq!(text.matches("No baseline.").count(), 3);
+        for section in &sections {
+            assert!(job_summary_section(section, 3).len() <= SUMMARY_TARGET_BYTES / 3);
+        }
     }
 
     #[test]

@@ -1,13 +1,50 @@
-//! Terminal rendering.
+//! Terminal rendering: the step table within a width, in colour when asked.
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{
+    Attribute, Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED,
+};
 
+use crate::model::StepStatus;
 use crate::render::{bytes, cache_time, duration, status_label, summary_line, title, why};
 use crate::report::Report;
 
 const INSTRUCTION_WIDTH: usize = 60;
 
+/// How the table is laid out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStyle {
+    /// Columns the table fits in (cells wrap); `None`: as wide as its content, or the
+    /// terminal's width when standard output is one.
+    pub width: Option<u16>,
+    /// Statuses in colour and a bold header (ANSI escapes).
+    pub colour: bool,
+}
+
+/// The report as plain text, the table within `width` columns.
 pub fn render(report: &Report, width: Option<u16>) -> String {
+    render_styled(
+        report,
+        &TableStyle {
+            width,
+            colour: false,
+        },
+    )
+}
+
+/// The colour a status reads in: green for what the cache served, yellow for what was
+/// rebuilt, red for a failure, grey for what did not run.
+fn status_colour(status: StepStatus) -> Option<Color> {
+    match status {
+        StepStatus::Cached => Some(Color::Green),
+        StepStatus::Rebuilt => Some(Color::Yellow),
+        StepStatus::Failed => Some(Color::Red),
+        StepStatus::Canceled | StepStatus::NotRun | StepStatus::Incomplete => Some(Color::DarkGrey),
+        StepStatus::Base | StepStatus::Shared => None,
+    }
+}
+
+pub fn render_styled(report: &Report, style: &TableStyle) -> String {
+    let width = style.width;
     let mut out = String::new();
     let info = &report.build.build;
     out.push_str(&format!("{} — {:?}\n", title(report), info.status).to_lowercase());
@@ -16,6 +53,7 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
     if let Some(error) = &info.error {
         out.push_str(&format!("error: {error}\n"));
     }
+    let mut out = wrap_lines(&out, width);
     if !report.build.steps.is_empty() {
         let mut table = Table::new();
         table.load_style(UTF8_FULL_CONDENSED);
@@ -23,29 +61,43 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
         if let Some(width) = width {
             table.set_width(width);
         }
+        // Colour is decided by the caller (a terminal, NO_COLOR), never by the table.
+        if style.colour {
+            table.enforce_styling();
+        } else if width.is_some() {
+            table.force_no_tty();
+        }
         let compared = report.build.steps.iter().any(|s| s.transition.is_some());
         let mut header = vec!["step", "instruction", "status", "time", "layer"];
         if compared {
             header.push("before");
         }
         header.push("why");
-        table.set_header(header);
+        table.set_header(
+            header
+                .into_iter()
+                .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
+        );
         for step in &report.build.steps {
+            let mut status = Cell::new(status_label(step));
+            if let Some(colour) = status_colour(step.status) {
+                status = status.fg(colour);
+            }
             let mut row = vec![
-                step.position_label(),
-                shorten(&step.instruction, INSTRUCTION_WIDTH),
-                status_label(step),
-                step.duration_ms.map(duration).unwrap_or_default(),
-                step.layer_bytes.map(bytes).unwrap_or_default(),
+                Cell::new(step.position_label()),
+                Cell::new(shorten(&step.instruction, INSTRUCTION_WIDTH)),
+                status,
+                Cell::new(step.duration_ms.map(duration).unwrap_or_default()),
+                Cell::new(step.layer_bytes.map(bytes).unwrap_or_default()),
             ];
             if compared {
-                row.push(
+                row.push(Cell::new(
                     step.baseline_status
                         .map(|s| s.as_str().to_string())
                         .unwrap_or_else(|| "new".to_string()),
-                );
+                ));
             }
-            row.push(shorten(&why(step), 80));
+            row.push(Cell::new(shorten(&why(step), 80)));
             table.add_row(row);
         }
         out.push_str(&table.to_string());
@@ -54,6 +106,8 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
             out.push_str("* inferred: the log shows layer downloads but no CACHED line (a remote-cache hit)\n");
         }
     }
+    // Free text wraps to the width too, indented under its first line.
+    let mut after = String::new();
     for import in &report.build.cache_imports {
         let outcome = match (&import.error, import.delivered) {
             (Some(e), _) => format!("failed: {e}"),
@@ -61,7 +115,7 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
             (None, Some(false)) => "imported, but served no step".to_string(),
             (None, None) => format!("{:?}", import.status).to_lowercase(),
         };
-        out.push_str(&format!("cache import  {}  {outcome}\n", import.reference));
+        after.push_str(&format!("cache import  {}  {outcome}\n", import.reference));
     }
     for export in &report.build.cache_exports {
         let mut line = format!(
@@ -77,18 +131,18 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
         if let Some(e) = &export.error {
             line.push_str(&format!("  failed: {e}"));
         }
-        out.push_str(&line);
-        out.push('\n');
+        after.push_str(&line);
+        after.push('\n');
     }
     if let Some(time) = cache_time(report) {
-        out.push_str(&format!("cache time    {time}\n"));
+        after.push_str(&format!("cache time    {time}\n"));
     }
     for d in &report.diagnoses {
         let at = d
             .dockerfile_line
             .map(|l| format!(" (Dockerfile line {l})"))
             .unwrap_or_default();
-        out.push_str(&format!(
+        after.push_str(&format!(
             "\n{}: {}{at}\n  fix: {}\n",
             d.severity, d.message, d.fix
         ));
@@ -96,23 +150,24 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
     if let Some(removed) = report.comparison.as_ref().map(|c| &c.removed_steps)
         && !removed.is_empty()
     {
-        out.push_str(&format!(
+        after.push_str(&format!(
             "\nremoved since the baseline: {}\n",
             removed.len()
         ));
         for step in removed {
-            out.push_str(&format!("  - {}\n", step.name));
+            after.push_str(&format!("  - {}\n", step.name));
         }
     }
     for problem in &report.build.problems {
-        out.push_str(&format!("note: {}: {}\n", problem.source, problem.message));
+        after.push_str(&format!("note: {}: {}\n", problem.source, problem.message));
     }
     for w in &report.build.warnings {
         match crate::render::warning_location(w) {
-            Some(at) => out.push_str(&format!("warning ({at}): {}\n", w.message)),
-            None => out.push_str(&format!("warning: {}\n", w.message)),
+            Some(at) => after.push_str(&format!("warning ({at}): {}\n", w.message)),
+            None => after.push_str(&format!("warning: {}\n", w.message)),
         }
     }
+    out.push_str(&wrap_lines(&after, width));
     out
 }
 
@@ -121,5 +176,65 @@ fn shorten(text: &str, max: usize) -> String {
     match one_line.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &one_line[..cut]),
         None => one_line,
+    }
+}
+
+/// Each line of `text` cut at spaces to fit `width` columns; continuation lines are indented
+/// two spaces more than the line they continue. A word longer than the width stays whole.
+pub(crate) fn wrap_lines(text: &str, width: Option<u16>) -> String {
+    let Some(width) = width.map(usize::from) else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (line, newline) = match line.strip_suffix('\n') {
+            Some(l) => (l, "\n"),
+            None => (line, ""),
+        };
+        if line.chars().count() <= width {
+            out.push_str(line);
+            out.push_str(newline);
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len() + 2;
+        let mut column = 0;
+        let words = line.trim_start().split(' ').filter(|w| !w.is_empty());
+        for (i, word) in words.enumerate() {
+            let len = word.chars().count();
+            if i == 0 {
+                out.push_str(&line[..indent - 2]);
+                column = indent - 2;
+            } else if column + 1 + len > width {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                column = indent;
+            } else {
+                out.push(' ');
+                column += 1;
+            }
+            out.push_str(word);
+            column += len;
+        }
+        out.push_str(newline);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_wrap_with_an_indent() {
+        let text = "short\n  fix: one two three four five six\n";
+        assert_eq!(
+            wrap_lines(text, Some(16)),
+            "short\n  fix: one two\n    three four\n    five six\n"
+        );
+        assert_eq!(wrap_lines(text, None), text);
+        assert_eq!(
+            wrap_lines("averyveryverylongword x", Some(5)),
+            "averyveryverylongword\n  x"
+        );
     }
 }

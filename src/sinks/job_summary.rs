@@ -12,6 +12,15 @@ pub fn write(file: &Path, report: &Report, baseline_note: Option<&str>) -> Resul
     write_text(file, &render::github::job_summary(report, baseline_note))
 }
 
+/// One report among several of the run (`of` in all), under its heading.
+pub fn write_section(
+    file: &Path,
+    section: &render::github::Section,
+    of: usize,
+) -> Result<(), SinkError> {
+    write_text(file, &render::github::job_summary_section(section, of))
+}
+
 /// Why there is no report.
 pub fn write_no_report(file: &Path, error: &str) -> Result<(), SinkError> {
     write_text(file, &render::github::no_report_summary(error))

@@ -1,11 +1,12 @@
-//! The sticky pull-request comment, on pull-request events. GitHub problems become
-//! warnings, never a failed step.
+//! The sticky pull-request comment, on pull-request events (and on `workflow_run` events for
+//! the pull request the triggering run built). One comment per key, with a section per build
+//! when the run reports several. GitHub problems become warnings, never a failed step.
 
 use crate::github::api::GitHub;
 use crate::github::comment;
 use crate::github::error::ApiError;
-use crate::github::runner::pull_request_number;
 use crate::render;
+use crate::render::github::Section;
 use crate::report::Report;
 use crate::sinks::workflow_log::warning;
 
@@ -24,17 +25,18 @@ pub struct Comment<'a> {
     pub mode: CommentMode,
     /// The marker key: one comment per key.
     pub key: &'a str,
-    pub report: &'a Report,
-    pub baseline_note: Option<&'a str>,
+    /// One section per build the run reports (bake targets, build records).
+    pub sections: &'a [Section<'a>],
 }
 
-/// Posts or updates the comment when `event` is about a pull request; its URL when written.
+/// Posts or updates the comment on pull request `issue` (when the event is about one); its
+/// URL when written.
 pub async fn post(
     github: Option<&GitHub>,
-    event: &serde_json::Value,
+    issue: Option<u64>,
     comment: &Comment<'_>,
 ) -> Option<String> {
-    let issue = pull_request_number(event)?;
+    let issue = issue?;
     if comment.mode == CommentMode::Off {
         return None;
     }
@@ -46,7 +48,9 @@ pub async fn post(
         Ok(url) => url,
         Err(e) if e.is_forbidden() => {
             warning(&format!(
-                "{e}. Fork pull requests and read-only tokens cannot comment; the report is in the job summary."
+                "{e}. Fork pull requests and read-only tokens cannot comment; the report is in \
+                 the job summary. To comment on a fork's pull request, report from a \
+                 `workflow_run` job (see the action's docs, \"Pull requests from forks\")."
             ));
             None
         }
@@ -57,18 +61,22 @@ pub async fn post(
     }
 }
 
+/// Whether a report holds something worth a comment in `on-regression` mode.
+fn noteworthy(report: &Report) -> bool {
+    !report.diagnoses.is_empty()
+        || report
+            .comparison
+            .as_ref()
+            .is_some_and(|c| c.steps_regressed > 0)
+}
+
 async fn upsert(
     github: &GitHub,
     issue: u64,
     comment: &Comment<'_>,
 ) -> Result<Option<String>, ApiError> {
     let owner = comment::Owner::of(github).await?;
-    let report = comment.report;
-    let noteworthy = !report.diagnoses.is_empty()
-        || report
-            .comparison
-            .as_ref()
-            .is_some_and(|c| c.steps_regressed > 0);
+    let noteworthy = comment.sections.iter().any(|s| noteworthy(s.report));
     // Still refresh a comment an earlier, worse build left, so it does not mislead.
     if comment.mode == CommentMode::OnRegression
         && !noteworthy
@@ -78,8 +86,7 @@ async fn upsert(
     {
         return Ok(None);
     }
-    let body =
-        render::github::comment_body(report, &comment::marker(comment.key), comment.baseline_note);
+    let body = render::github::comment_sections(comment.sections, &comment::marker(comment.key));
     comment::upsert(github, issue, comment.key, &body, &owner)
         .await
         .map(|c| Some(c.html_url))

@@ -35,18 +35,28 @@ pub fn gate_failed(reason: &str) {
 /// Each finding as an annotation on its Dockerfile line (`dockerfile` as the workflow names
 /// it): notices as notices, the rest as warnings.
 pub fn annotate(report: &Report, dockerfile: &str) {
-    for d in &report.diagnoses {
+    annotate_all(&[report], dockerfile);
+}
+
+/// The findings of several reports of one run (bake targets sharing a Dockerfile): an
+/// annotation two of them make is made once.
+pub fn annotate_all(reports: &[&Report], dockerfile: &str) {
+    let mut made = std::collections::HashSet::new();
+    for d in reports.iter().flat_map(|r| &r.diagnoses) {
         let level = if d.severity == Severity::Notice {
             "notice"
         } else {
             "warning"
         };
-        say(&annotation(
+        let line = annotation(
             level,
             Some(dockerfile),
             d.dockerfile_line,
             &format!("cachehit: {}", d.kind),
             &format!("{} Fix: {}", d.message, d.fix),
-        ));
+        );
+        if made.insert(line.clone()) {
+            say(&line);
+        }
     }
 }

@@ -6,9 +6,12 @@
 //!   comments as a `Bot`; a personal access token reads its login from `GET /user` and writes
 //!   comments as a `User`. Unknown tokens get 401 "Bad credentials".
 //! - Issue comments: list with `Link` pagination, create 201, update 200, delete 204.
-//! - Artifacts: list by name (paginated, `workflow_run` with `repository_id` and
-//!   `head_repository_id`); the zip download is a 302 to storage. Workflow runs carry
-//!   `event`, `repository` and `head_repository`.
+//! - Artifacts: list by name or by run (paginated, `workflow_run` with `repository_id` and
+//!   `head_repository_id`); the download is a 302 to storage, serving a zip, or the bytes as
+//!   uploaded for an unzipped artifact (`skipArchive`). Workflow runs carry `event`,
+//!   `repository` and `head_repository`.
+//! - Pull requests: listed by `head=OWNER:BRANCH` and `state`, and by commit
+//!   (`/commits/{sha}/pulls`), forks' included.
 //! - Releases: listed newest first with `Link` pagination; an asset is its JSON metadata,
 //!   or, with `Accept: application/octet-stream`, a 302 to storage.
 //! - Storage: another origin, signed URLs; like S3 or Azure Blob it refuses a request that
@@ -111,6 +114,7 @@ pub struct State {
     pub next_id: u64,
     pub artifacts: Vec<Value>,
     pub runs: Vec<Value>,
+    pub pulls: Vec<Value>,
     /// Oldest first; listed newest first.
     pub releases: Vec<Value>,
     pub blobs: Vec<(String, Vec<u8>)>,
@@ -312,6 +316,56 @@ impl GitHubServer {
                 "head_repository_id": head_repository_id,
                 "head_branch": branch, "head_sha": "328faa0536e6fef19753d9d91dc96a9931694ce3"
             }
+        }));
+    }
+
+    /// An artifact stored as uploaded, unzipped (`@actions/artifact` with `skipArchive`, as
+    /// docker/build-push-action v7 uploads its build record): the download redirects to the
+    /// bytes themselves.
+    pub fn add_artifact_unzipped(&self, id: u64, name: &str, run_id: u64, bytes: &[u8]) {
+        let mut s = self.state.lock().unwrap();
+        s.blobs.push((format!("artifact-{id}"), bytes.to_vec()));
+        let head_repository_id = s
+            .runs
+            .iter()
+            .find(|r| r["id"] == run_id)
+            .and_then(|r| r["head_repository"]["id"].as_u64())
+            .unwrap_or(REPOSITORY_ID);
+        s.artifacts.push(json!({
+            "id": id, "node_id": format!("MDg6QXJ0aWZhY3Q{id}"), "name": name,
+            "size_in_bytes": bytes.len(),
+            "url": format!("/repos/o/r/actions/artifacts/{id}"),
+            "archive_download_url": format!("/repos/o/r/actions/artifacts/{id}/zip"),
+            "expired": false,
+            "created_at": format!("2026-11-{:02}T10:00:00Z", 1 + (id % 27)),
+            "updated_at": "2026-11-20T10:00:00Z", "expires_at": "2027-02-20T10:00:00Z",
+            "digest": "sha256:0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8",
+            "workflow_run": {
+                "id": run_id, "repository_id": REPOSITORY_ID,
+                "head_repository_id": head_repository_id,
+                "head_branch": "main", "head_sha": "328faa0536e6fef19753d9d91dc96a9931694ce3"
+            }
+        }));
+    }
+
+    /// An open pull request of `o/r` whose head is `head_branch` at `head_sha` in
+    /// `head_repository` (`o/r`, or a fork's `forker/r`).
+    pub fn add_pull(&self, number: u64, head_repository: &str, head_branch: &str, head_sha: &str) {
+        let (owner, _) = head_repository.split_once('/').unwrap();
+        let fork = head_repository != "o/r";
+        self.state.lock().unwrap().pulls.push(json!({
+            "url": format!("/repos/o/r/pulls/{number}"), "id": 1_000_000 + number,
+            "number": number, "state": "open", "title": "Change things", "draft": false,
+            "html_url": format!("https://github.com/o/r/pull/{number}"),
+            "user": {"login": owner, "type": "User"},
+            "head": {
+                "label": format!("{owner}:{head_branch}"), "ref": head_branch, "sha": head_sha,
+                "user": {"login": owner, "type": "User"},
+                "repo": {"id": if fork { FORK_REPOSITORY_ID } else { REPOSITORY_ID },
+                         "name": "r", "full_name": head_repository, "fork": fork}
+            },
+            "base": {"label": "o:main", "ref": "main", "sha": "9b1f4a2c7d3e5f6a8b0c1d2e3f4a5b6c7d8e9f01",
+                     "repo": {"id": REPOSITORY_ID, "name": "r", "full_name": "o/r", "fork": false}}
         }));
     }
 
@@ -775,6 +829,44 @@ fn handle(mut request: tiny_http::Request, state: &Arc<Mutex<State>>, origin: &s
             } else {
                 error(404, "Not Found")
             }
+        }
+        ("GET", ["repos", "o", "r", "actions", "runs", id, "artifacts"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            if s.runs.iter().any(|r| r["id"] == id) {
+                let mut items: Vec<Value> = s
+                    .artifacts
+                    .iter()
+                    .filter(|a| a["workflow_run"]["id"] == id)
+                    .cloned()
+                    .collect();
+                items.sort_by_key(|a| std::cmp::Reverse(a["id"].as_u64()));
+                page(&items, &query, &path, &base, Some("artifacts"))
+            } else {
+                error(404, "Not Found")
+            }
+        }
+        ("GET", ["repos", "o", "r", "commits", sha, "pulls"]) => {
+            // The pull requests whose head is the commit (a fork's too: GitHub keeps its
+            // commits under refs/pull/N/head).
+            let items: Vec<Value> = s
+                .pulls
+                .iter()
+                .filter(|p| p["head"]["sha"] == *sha)
+                .cloned()
+                .collect();
+            page(&items, &query, &path, &base, None)
+        }
+        ("GET", ["repos", "o", "r", "pulls"]) => {
+            let head = query_param(&query, "head");
+            let state = query_param(&query, "state").unwrap_or_else(|| "open".into());
+            let items: Vec<Value> = s
+                .pulls
+                .iter()
+                .filter(|p| state == "all" || p["state"] == state.as_str())
+                .filter(|p| head.as_ref().is_none_or(|h| p["head"]["label"] == h.as_str()))
+                .cloned()
+                .collect();
+            page(&items, &query, &path, &base, None)
         }
         ("GET", ["repos", "o", "r", "actions", "runs", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
