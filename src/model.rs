@@ -32,6 +32,9 @@ pub enum StepStatus {
     NotRun,
     /// A `FROM` step that was resolved or pulled, not built: it has no cache to hit.
     Base,
+    /// Built in this bake by another target (`built_by`), which shares the step: not a
+    /// cache hit, and not counted in the hit ratio.
+    Shared,
     /// The record ends before the step finished (truncated or still running).
     #[default]
     Incomplete,
@@ -46,6 +49,7 @@ impl StepStatus {
             StepStatus::Canceled => "canceled",
             StepStatus::NotRun => "not-run",
             StepStatus::Base => "base",
+            StepStatus::Shared => "shared",
             StepStatus::Incomplete => "incomplete",
         }
     }
@@ -257,6 +261,9 @@ pub struct Step {
     /// The last lines the step printed, kept for failed steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_tail: Vec<String>,
+    /// For a `shared` step: the bake target that ran it in this bake, where the record says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_by: Option<String>,
     /// This step's status in the baseline build, when compared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_status: Option<StepStatus>,

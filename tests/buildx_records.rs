@@ -90,6 +90,17 @@ fn own_statuses(rawjson: &Path) -> HashMap<String, Own> {
     vertices
 }
 
+/// A step another bake target ran in the same bake is `shared`, though BuildKit flags this
+/// target's own vertex of it cached; every other status is BuildKit's.
+fn as_buildkit_flags(label: &str, status: StepStatus) -> StepStatus {
+    if status == StepStatus::Shared {
+        assert!(label.starts_with("d2-bake-two-targets"), "{label}: shared");
+        StepStatus::Cached
+    } else {
+        status
+    }
+}
+
 fn expected(own: &Own) -> StepStatus {
     match &own.error {
         _ if own.cached => StepStatus::Cached,
@@ -142,7 +153,7 @@ fn bundles_give_every_step_its_line_layers_and_buildkits_status() {
                 .as_deref()
                 .expect("bundles carry digests");
             assert_eq!(
-                step.status,
+                as_buildkit_flags(&label, step.status),
                 expected(&own[digest]),
                 "{label}: {}",
                 step.name
@@ -205,7 +216,7 @@ fn image_attestations_are_slsa_v1_statements_that_give_lines_and_layers() {
         for step in built_steps(&build) {
             let digest = step.vertex_digest.as_deref().unwrap();
             assert_eq!(
-                step.status,
+                as_buildkit_flags(&label, step.status),
                 expected(&own[digest]),
                 "{label}: {}",
                 step.name

@@ -1,83 +1,156 @@
 //! `.dockerbuild` bundles: a gzip-compressed tar of an OCI image layout holding one or more
-//! BuildKit build-history records. Per record: a config (the history record JSON), a status log
-//! layer (`[u32 little-endian length][protobuf StatusResponse]...`), provenance, and more.
+//! BuildKit build-history records. Per record: a config (the history record JSON), a status
+//! log layer (`[u32 little-endian length][protobuf StatusResponse]...`), provenance, the
+//! error details of a failed build (`externalError`), and more.
 //!
-//! The bundle is read twice: once for the small JSON documents, once to stream the status log
-//! through the shared accumulator, so a large log never sits in memory.
+//! The bundle is read in one pass: buildx writes blobs sorted by digest and `index.json`
+//! last, so which blob is the status log is known only at the end. JSON documents and small
+//! blobs are kept; a large binary blob is decoded as a status log while it streams by (the
+//! one the chosen record names is used), so a large log never sits in memory and the
+//! archive is decompressed once. Decompression runs on its own thread, next to the decoding.
 
-use std::collections::HashMap;
+mod status_log;
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use flate2::read::GzDecoder;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::ProblemKind;
-use crate::readers::records::{parse_time, read_history_record};
-use crate::readers::solve_status::{
-    SolveStatus, StatusAccumulator, Vertex, VertexLog, VertexStatus, VertexWarning,
-};
+use crate::readers::records::{parse_external_error, parse_time, read_history_record};
+use crate::readers::solve_status::{SolveStatus, StatusAccumulator};
 use crate::readers::{Fragment, Notes, ReadError, merge, provenance};
+pub use status_log::{StatusLogError, StatusLogReader, WireError};
 
 const MEDIA_RECORD: &str = "application/vnd.buildkit.historyrecord.v0";
 const MEDIA_STATUS_LOG: &str = "application/vnd.buildkit.status.v0";
 const MEDIA_SOLVE_STATUS: &str = "application/vnd.buildkit.solvestatus.v0";
 const MEDIA_IN_TOTO: &str = "application/vnd.in-toto+json";
+const MEDIA_RPC_STATUS: &str = "application/vnd.googeapis.google.rpc.status+proto";
 const REFERENCE_ANNOTATION: &str = "vnd.buildkit.history.reference";
-/// JSON documents kept from the first pass; larger blobs are streamed in the second.
+/// JSON documents kept from the archive; larger ones are damage.
 const SMALL_BLOB_BYTES: u64 = 32 * 1024 * 1024;
-/// A single status message larger than this is damage, not data.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-/// All JSON documents of a bundle together. Real ones come to a few MB; past this the bundle
-/// is damaged or a decompression bomb, and reading on would only exhaust memory.
+/// Binary blobs kept whole (status logs of small builds, error details); larger ones are
+/// decoded as status logs while they stream by.
+const KEPT_BINARY_BYTES: u64 = 4 * 1024 * 1024;
+/// Large status logs decoded at once; past this, the chosen one is read in a second pass.
+const STREAMED_LOGS: usize = 8;
+/// All kept blobs together. Real ones come to a few MB; past this the bundle is damaged or a
+/// decompression bomb, and reading on would only exhaust memory.
 const SMALL_BLOBS_TOTAL_BYTES: usize = 256 * 1024 * 1024;
+/// Nested indexes followed below `index.json`: a record is one or two levels down.
+const MAX_INDEX_DEPTH: usize = 8;
+
+/// Why a bundle cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot open: {0}")]
+    Open(#[source] std::io::Error),
+    #[error("not a gzip-compressed tar: {0}")]
+    NotTar(#[source] std::io::Error),
+    #[error("damaged bundle (gzip/tar): {0}")]
+    Damaged(#[source] std::io::Error),
+    #[error("the bundle is damaged: cannot read {name}: {source}")]
+    Entry {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the bundle's JSON documents exceed {} MiB: it is damaged or not a build-history export",
+        .0 >> 20
+    )]
+    TooLarge(usize),
+    #[error("no readable index.json: not an OCI layout")]
+    NoIndex,
+    #[error("the bundle holds no build-history record")]
+    NoRecord,
+    #[error("no record `{wanted}` in the bundle (records: {})", .records.join(", "))]
+    NoSuchRecord {
+        wanted: String,
+        records: Vec<String>,
+    },
+    #[error("manifest {0} is missing")]
+    NoManifest(String),
+    #[error("bad status log digest {0}")]
+    BadDigest(String),
+    #[error("status log {0} is missing from the bundle")]
+    NoStatusLog(String),
+    #[error(transparent)]
+    StatusLog(#[from] StatusLogError),
+}
+
+impl BundleError {
+    /// Stopping here still leaves the blobs read before usable.
+    fn after_some(&self) -> bool {
+        matches!(
+            self,
+            BundleError::Damaged(_) | BundleError::Entry { .. } | BundleError::TooLarge(_)
+        )
+    }
+}
 
 pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, ReadError> {
+    read_bundle_within(path, wanted_ref, Budget::default())
+}
+
+fn read_bundle_within(
+    path: &Path,
+    wanted_ref: Option<&str>,
+    budget: Budget,
+) -> Result<Fragment, ReadError> {
     let name = path.display().to_string();
     let malformed = |detail: String| ReadError::Malformed {
         path: name.clone(),
         detail,
     };
-    let (blobs, damage) = collect_small_blobs(path, SMALL_BLOBS_TOTAL_BYTES).map_err(&malformed)?;
+    let contents = Contents::read(path, budget).map_err(|e| malformed(e.to_string()))?;
     // Damage after the documents were read (a bundle cut at its very end) leaves them usable.
-    let with_damage = |detail: &str| match &damage {
-        Some(damage) => format!("{detail} ({damage})"),
-        None => detail.to_string(),
+    let with_damage = |e: BundleError| match &contents.damage {
+        Some(damage) => format!("{e} ({damage})"),
+        None => e.to_string(),
     };
-    let index: Value = blobs
-        .get("index.json")
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .ok_or_else(|| malformed(with_damage("no readable index.json: not an OCI layout")))?;
-    let json_blob = |digest: &str| -> Option<Value> {
-        serde_json::from_slice(blobs.get(blob_path(digest)?.as_str())?).ok()
-    };
-    let records = list_records(&index, &json_blob);
+    let documents = Documents::new(&contents.json);
+    let index = documents
+        .get_path("index.json")
+        .ok_or_else(|| malformed(with_damage(BundleError::NoIndex)))?;
+    let mut index_notes = Vec::new();
+    let records = list_records(&index, &documents, &mut index_notes);
     if records.is_empty() {
-        return Err(malformed(with_damage(
-            "the bundle holds no build-history record",
-        )));
+        let mut detail = with_damage(BundleError::NoRecord);
+        if !index_notes.is_empty() {
+            detail = format!("{detail} ({})", index_notes.join("; "));
+        }
+        return Err(malformed(detail));
     }
-    let mut notes: Notes = damage.into_iter().collect();
+    let mut notes: Notes = contents.damage.iter().cloned().chain(index_notes).collect();
     let chosen = match wanted_ref {
         Some(want) => records
             .iter()
             .find(|r| {
                 r.reference.as_deref() == Some(want)
-                    || record_ref(r, &json_blob).as_deref() == Some(want)
+                    || record_head(r, &documents)
+                        .and_then(|h| h.reference.clone())
+                        .as_deref()
+                        == Some(want)
             })
             .ok_or_else(|| {
-                malformed(format!(
-                    "no record `{want}` in the bundle (records: {})",
-                    records
-                        .iter()
-                        .filter_map(|r| r.reference.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
+                malformed(
+                    BundleError::NoSuchRecord {
+                        wanted: want.to_string(),
+                        records: records.iter().filter_map(|r| r.reference.clone()).collect(),
+                    }
+                    .to_string(),
+                )
             })?,
         None => {
-            let newest = newest_record(&records, &json_blob);
+            let newest = newest_record(&records, &documents);
             if records.len() > 1 {
                 notes.push(format!(
                     "the bundle holds {} records; reporting the newest ({}); choose another with --record",
@@ -88,57 +161,56 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
             newest
         }
     };
-    let manifest = json_blob(&chosen.manifest_digest)
-        .ok_or_else(|| malformed(format!("manifest {} is missing", chosen.manifest_digest)))?;
+    let manifest = documents.get(&chosen.manifest_digest).ok_or_else(|| {
+        malformed(BundleError::NoManifest(chosen.manifest_digest.clone()).to_string())
+    })?;
 
     let mut fragments: Vec<(crate::readers::InputFormat, Fragment)> = Vec::new();
-    if let Some(config) = manifest
+    let config = manifest
         .get("config")
         .and_then(|c| c.get("digest"))
         .and_then(Value::as_str)
-        .and_then(json_blob)
-    {
-        match read_history_record(&config) {
+        .and_then(|d| documents.get(d));
+    if let Some(config) = &config {
+        match read_history_record(config) {
             Ok(f) => fragments.push((crate::readers::InputFormat::History, f)),
             Err(e) => notes.push(format!("history record: {e}")),
         }
     }
-    let mut progress: Option<Fragment> = None;
-    for layer in manifest
-        .get("layers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let media = layer.get("mediaType").and_then(Value::as_str).unwrap_or("");
-        let Some(digest) = layer.get("digest").and_then(Value::as_str) else {
-            continue;
-        };
+    // The failing vertex and its Dockerfile line, from the record's error details.
+    let failure = layers(&manifest)
+        .find(|(media, _)| *media == MEDIA_RPC_STATUS)
+        .map(|(_, digest)| digest.to_string())
+        .or_else(|| {
+            config
+                .as_ref()
+                .and_then(|c| c.pointer("/externalError/digest"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .and_then(|digest| contents.binary.get(&blob_path(&digest)?))
+        .and_then(|bytes| parse_external_error(bytes));
+    let mut progress: Option<StatusAccumulator> = None;
+    for (media, digest) in layers(&manifest) {
         match media {
             MEDIA_STATUS_LOG => {
-                let (build, problem) = stream_status_log(path, digest);
+                let (accumulator, problem) = contents.status_log(path, digest);
                 if let Some(problem) = problem {
-                    notes.push((ProblemKind::StatusLog, problem));
+                    notes.push((ProblemKind::StatusLog, problem.to_string()));
                 }
-                progress = Some(Fragment {
-                    build,
-                    ..Fragment::default()
-                });
+                progress = Some(accumulator);
             }
             MEDIA_SOLVE_STATUS if progress.is_none() => {
-                if let Some(value) = json_blob(digest)
-                    && let Ok(status) = serde_json::from_value::<SolveStatus>(value)
+                if let Some(value) = documents.get(digest)
+                    && let Ok(status) = SolveStatus::deserialize(&*value)
                 {
                     let mut acc = StatusAccumulator::new();
                     acc.push(status);
-                    progress = Some(Fragment {
-                        build: acc.finish(),
-                        ..Fragment::default()
-                    });
+                    progress = Some(acc);
                 }
             }
             MEDIA_IN_TOTO => {
-                if let Some(p) = json_blob(digest).as_ref().and_then(provenance::parse) {
+                if let Some(p) = documents.get(digest).as_deref().and_then(provenance::parse) {
                     fragments.push((
                         crate::readers::InputFormat::Provenance,
                         Fragment {
@@ -152,8 +224,23 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
         }
     }
     let had_status_log = progress.is_some();
-    if let Some(progress) = progress {
-        fragments.push((crate::readers::InputFormat::Rawjson, progress));
+    if let Some(mut accumulator) = progress {
+        if let Some(failure) = &failure
+            && let Some(line) = failure.dockerfile_line
+        {
+            match &failure.vertex_digest {
+                Some(vertex) => accumulator.set_dockerfile_line(vertex, line),
+                None => accumulator.set_dockerfile_line_of_failed_step(line),
+            }
+        }
+        accumulator.set_source(&name);
+        fragments.push((
+            crate::readers::InputFormat::Rawjson,
+            Fragment {
+                build: accumulator.finish(),
+                ..Fragment::default()
+            },
+        ));
     }
     let mut build = merge::merge_fragments(fragments);
     build.problems.retain(|p| p.kind != ProblemKind::NoProgress);
@@ -171,6 +258,19 @@ pub fn read_bundle(path: &Path, wanted_ref: Option<&str>) -> Result<Fragment, Re
     })
 }
 
+/// `(mediaType, digest)` of a manifest's layers.
+fn layers(manifest: &Value) -> impl Iterator<Item = (&str, &str)> {
+    manifest
+        .get("layers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|layer| {
+            let media = layer.get("mediaType").and_then(Value::as_str).unwrap_or("");
+            Some((media, layer.get("digest").and_then(Value::as_str)?))
+        })
+}
+
 struct RecordRef {
     manifest_digest: String,
     reference: Option<String>,
@@ -181,9 +281,99 @@ fn blob_path(digest: &str) -> Option<String> {
     Some(format!("blobs/{algorithm}/{hex}"))
 }
 
-/// index.json -> manifests, following one level of nested index (several records).
-fn list_records(index: &Value, json_blob: &dyn Fn(&str) -> Option<Value>) -> Vec<RecordRef> {
+/// The bundle's JSON documents, each parsed once however often it is looked up.
+struct Documents<'c> {
+    raw: &'c HashMap<String, Vec<u8>>,
+    parsed: RefCell<HashMap<String, Option<Rc<Value>>>>,
+    heads: RefCell<HashMap<String, Option<Rc<RecordHead>>>>,
+    /// Documents parsed, to show each is parsed once.
+    parses: std::cell::Cell<usize>,
+}
+
+impl<'c> Documents<'c> {
+    fn new(raw: &'c HashMap<String, Vec<u8>>) -> Self {
+        Documents {
+            raw,
+            parsed: RefCell::new(HashMap::new()),
+            heads: RefCell::new(HashMap::new()),
+            parses: std::cell::Cell::new(0),
+        }
+    }
+
+    fn get(&self, digest: &str) -> Option<Rc<Value>> {
+        self.get_path(&blob_path(digest)?)
+    }
+
+    fn get_path(&self, path: &str) -> Option<Rc<Value>> {
+        if let Some(parsed) = self.parsed.borrow().get(path) {
+            return parsed.clone();
+        }
+        let parsed = self.raw.get(path).and_then(|bytes| {
+            self.parses.set(self.parses.get() + 1);
+            serde_json::from_slice::<Value>(bytes).ok().map(Rc::new)
+        });
+        self.parsed
+            .borrow_mut()
+            .insert(path.to_string(), parsed.clone());
+        parsed
+    }
+
+    /// The fields of a history record needed to choose among records, without building the
+    /// whole (possibly large) document.
+    fn head(&self, digest: &str) -> Option<Rc<RecordHead>> {
+        let path = blob_path(digest)?;
+        if let Some(head) = self.heads.borrow().get(&path) {
+            return head.clone();
+        }
+        let head = self.read_head(&path).map(Rc::new);
+        self.heads.borrow_mut().insert(path, head.clone());
+        head
+    }
+
+    fn read_head(&self, path: &str) -> Option<RecordHead> {
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "Ref")]
+            reference: Option<String>,
+            #[serde(rename = "CreatedAt")]
+            created_at: Option<Value>,
+        }
+        let raw = self.raw.get(path)?;
+        self.parses.set(self.parses.get() + 1);
+        let head: Head = serde_json::from_slice(raw).ok()?;
+        Some(RecordHead {
+            reference: head.reference,
+            created_at: head.created_at.as_ref().and_then(parse_time),
+        })
+    }
+}
+
+struct RecordHead {
+    reference: Option<String>,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// index.json -> manifests, following nested indexes (several records), each index once
+/// and no deeper than [`MAX_INDEX_DEPTH`].
+fn list_records(
+    index: &Value,
+    documents: &Documents<'_>,
+    notes: &mut Vec<String>,
+) -> Vec<RecordRef> {
     let mut out = Vec::new();
+    let mut visited = HashSet::new();
+    collect_records(index, documents, &mut visited, 0, notes, &mut out);
+    out
+}
+
+fn collect_records(
+    index: &Value,
+    documents: &Documents<'_>,
+    visited: &mut HashSet<String>,
+    depth: usize,
+    notes: &mut Vec<String>,
+    out: &mut Vec<RecordRef>,
+) {
     for entry in index
         .get("manifests")
         .and_then(Value::as_array)
@@ -195,9 +385,20 @@ fn list_records(index: &Value, json_blob: &dyn Fn(&str) -> Option<Value>) -> Vec
         };
         let media = entry.get("mediaType").and_then(Value::as_str).unwrap_or("");
         if media.contains("image.index") {
-            if let Some(nested) = json_blob(digest) {
-                out.extend(list_records(&nested, json_blob));
+            if !visited.insert(digest.to_string()) {
+                notes.push(format!(
+                    "the bundle's index lists {digest} again, inside itself: ignored"
+                ));
+            } else if depth + 1 > MAX_INDEX_DEPTH {
+                notes.push(format!(
+                    "the bundle's indexes nest deeper than {MAX_INDEX_DEPTH} levels: {digest} ignored"
+                ));
+            } else if let Some(nested) = documents.get(digest) {
+                collect_records(&nested, documents, visited, depth + 1, notes, out);
             }
+            continue;
+        }
+        if out.iter().any(|r: &RecordRef| r.manifest_digest == digest) {
             continue;
         }
         out.push(RecordRef {
@@ -209,337 +410,318 @@ fn list_records(index: &Value, json_blob: &dyn Fn(&str) -> Option<Value>) -> Vec
                 .map(str::to_string),
         });
     }
-    out
 }
 
-fn record_config(r: &RecordRef, json_blob: &dyn Fn(&str) -> Option<Value>) -> Option<Value> {
-    let manifest = json_blob(&r.manifest_digest)?;
+fn record_head(r: &RecordRef, documents: &Documents<'_>) -> Option<Rc<RecordHead>> {
+    let manifest = documents.get(&r.manifest_digest)?;
     let config = manifest.get("config")?;
     if config.get("mediaType").and_then(Value::as_str) != Some(MEDIA_RECORD) {
         return None;
     }
-    json_blob(config.get("digest")?.as_str()?)
+    documents.head(config.get("digest")?.as_str()?)
 }
 
-fn record_ref(r: &RecordRef, json_blob: &dyn Fn(&str) -> Option<Value>) -> Option<String> {
-    record_config(r, json_blob)?
-        .get("Ref")?
-        .as_str()
-        .map(str::to_string)
-}
-
-fn newest_record<'a>(
-    records: &'a [RecordRef],
-    json_blob: &dyn Fn(&str) -> Option<Value>,
-) -> &'a RecordRef {
+fn newest_record<'a>(records: &'a [RecordRef], documents: &Documents<'_>) -> &'a RecordRef {
     records
         .iter()
         .max_by_key(|r| {
-            record_config(r, json_blob)
-                .and_then(|c| c.get("CreatedAt").and_then(parse_time))
+            record_head(r, documents)
+                .and_then(|h| h.created_at)
                 .map(|t| t.timestamp_nanos_opt().unwrap_or(0))
                 .unwrap_or(i64::MIN)
         })
         .unwrap_or(&records[0])
 }
 
-fn open_tar(path: &Path) -> Result<tar::Archive<GzDecoder<BufReader<File>>>, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    Ok(tar::Archive::new(GzDecoder::new(BufReader::new(file))))
+/// What the one pass over the archive kept.
+#[derive(Default)]
+struct Contents {
+    /// JSON documents by path.
+    json: HashMap<String, Vec<u8>>,
+    /// Small binary blobs by path.
+    binary: HashMap<String, Vec<u8>>,
+    /// Large binary blobs, decoded as status logs while they streamed by.
+    streamed: RefCell<HashMap<String, (StatusAccumulator, Option<StatusLogError>)>>,
+    /// What stopped the reading early when the bundle is damaged.
+    damage: Option<String>,
 }
 
-/// The small documents of the bundle, and what stopped the reading early when it is damaged.
-type SmallBlobs = (HashMap<String, Vec<u8>>, Option<String>);
+#[derive(Clone, Copy)]
+struct Budget {
+    total: usize,
+    kept_binary: u64,
+    streamed_logs: usize,
+}
 
-fn collect_small_blobs(path: &Path, max_total: usize) -> Result<SmallBlobs, String> {
-    let mut archive = open_tar(path)?;
-    let mut blobs = HashMap::new();
-    let mut total = 0usize;
-    let entries = archive
-        .entries()
-        .map_err(|e| format!("not a gzip-compressed tar: {e}"))?;
-    for entry in entries {
-        let mut entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if blobs.is_empty() => return Err(format!("damaged bundle (gzip/tar): {e}")),
-            Err(e) => {
-                let damage = format!("the bundle is damaged after {} files: {e}", blobs.len());
-                return Ok((blobs, Some(damage)));
-            }
-        };
-        let name = entry
-            .path()
-            .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
-            .unwrap_or_default();
-        if entry.header().entry_type().is_dir() || entry.size() > SMALL_BLOB_BYTES {
-            continue;
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            total: SMALL_BLOBS_TOTAL_BYTES,
+            kept_binary: KEPT_BINARY_BYTES,
+            streamed_logs: STREAMED_LOGS,
         }
-        // Sized by what arrives, not by the header's claim.
-        let mut bytes = Vec::new();
-        if let Err(e) = entry.read_to_end(&mut bytes) {
-            let damage = format!("the bundle is damaged: cannot read {name}: {e}");
-            if blobs.is_empty() {
-                return Err(damage);
-            }
-            return Ok((blobs, Some(damage)));
-        }
-        // Only JSON documents are looked up; binary blobs (status logs) are streamed later.
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if !matches!(first, Some(b'{' | b'[')) {
-            continue;
-        }
-        total += bytes.len();
-        if total > max_total {
-            let damage = format!(
-                "the bundle's JSON documents exceed {} MiB: it is damaged or not a build-history export",
-                max_total >> 20
-            );
-            if blobs.is_empty() {
-                return Err(damage);
-            }
-            return Ok((blobs, Some(damage)));
-        }
-        blobs.insert(name, bytes);
     }
-    Ok((blobs, None))
 }
 
-/// Second pass: decode the status log blob as it streams out of the archive.
-fn stream_status_log(path: &Path, digest: &str) -> (crate::model::Build, Option<String>) {
-    let mut acc = StatusAccumulator::new();
-    let Some(wanted) = blob_path(digest) else {
-        return (
-            acc.finish(),
-            Some(format!("bad status log digest {digest}")),
-        );
-    };
-    let problem = (|| -> Result<(), String> {
+impl Contents {
+    fn read(path: &Path, budget: Budget) -> Result<Contents, BundleError> {
+        let mut contents = Contents::default();
         let mut archive = open_tar(path)?;
-        for entry in archive.entries().map_err(|e| e.to_string())? {
-            let entry = entry.map_err(|e| format!("damaged bundle: {e}"))?;
+        let entries = archive.entries().map_err(BundleError::NotTar)?;
+        let mut total = 0usize;
+        let mut streamed = 0usize;
+        let stop = |contents: &mut Contents, e: BundleError| -> Result<(), BundleError> {
+            if contents.json.is_empty() && contents.binary.is_empty() || !e.after_some() {
+                return Err(e);
+            }
+            contents.damage = Some(match e {
+                BundleError::Damaged(e) => format!(
+                    "the bundle is damaged after {} files: {e}",
+                    contents.json.len() + contents.binary.len()
+                ),
+                other => other.to_string(),
+            });
+            Ok(())
+        };
+        for entry in entries {
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    stop(&mut contents, BundleError::Damaged(e))?;
+                    break;
+                }
+            };
             let name = entry
                 .path()
                 .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
                 .unwrap_or_default();
-            if name == wanted {
-                return decode_status_log(BufReader::new(entry), &mut acc);
+            if entry.header().entry_type().is_dir() {
+                continue;
+            }
+            let size = entry.size();
+            let mut head = [0u8; 1];
+            let first = match read_head(&mut entry, &mut head) {
+                Ok(first) => first,
+                Err(source) => {
+                    stop(&mut contents, BundleError::Entry { name, source })?;
+                    break;
+                }
+            };
+            let is_json = matches!(first, Some(b'{' | b'[' | b' ' | b'\n' | b'\t' | b'\r'));
+            if is_json && size > SMALL_BLOB_BYTES {
+                continue;
+            }
+            if !is_json && size > budget.kept_binary {
+                // A status log, most likely: decoded now, kept if the chosen record names it.
+                if streamed < budget.streamed_logs {
+                    streamed += 1;
+                    let mut acc = StatusAccumulator::new();
+                    let reader = head[..usize::from(first.is_some())].chain(&mut entry);
+                    let problem = StatusLogReader::default().decode(reader, &mut acc).err();
+                    contents.streamed.get_mut().insert(name, (acc, problem));
+                }
+                continue;
+            }
+            // Sized by what arrives, not by the header's claim.
+            let mut bytes = head[..usize::from(first.is_some())].to_vec();
+            if let Err(source) = entry.read_to_end(&mut bytes) {
+                stop(&mut contents, BundleError::Entry { name, source })?;
+                break;
+            }
+            total += bytes.len();
+            if total > budget.total {
+                stop(&mut contents, BundleError::TooLarge(budget.total))?;
+                break;
+            }
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            if matches!(first, Some(b'{' | b'[')) {
+                contents.json.insert(name, bytes);
+            } else {
+                contents.binary.insert(name, bytes);
             }
         }
-        Err(format!("status log {digest} is missing from the bundle"))
-    })()
-    .err();
-    (acc.finish(), problem)
+        Ok(contents)
+    }
+
+    /// The status log at `digest`, decoded, and what stopped its reading early.
+    fn status_log(&self, path: &Path, digest: &str) -> (StatusAccumulator, Option<BundleError>) {
+        let mut acc = StatusAccumulator::new();
+        let Some(wanted) = blob_path(digest) else {
+            return (acc, Some(BundleError::BadDigest(digest.to_string())));
+        };
+        if let Some((acc, problem)) = self.streamed.borrow_mut().remove(&wanted) {
+            return (acc, problem.map(BundleError::from));
+        }
+        if let Some(bytes) = self.binary.get(&wanted) {
+            let problem = StatusLogReader::default()
+                .decode(bytes.as_slice(), &mut acc)
+                .err()
+                .map(BundleError::from);
+            return (acc, problem);
+        }
+        // Not kept: more large blobs than were decoded at once. Read it again.
+        let problem = reread_status_log(path, &wanted, &mut acc)
+            .err()
+            .map(|e| match e {
+                BundleError::NoStatusLog(_) => BundleError::NoStatusLog(digest.to_string()),
+                other => other,
+            });
+        (acc, problem)
+    }
 }
 
-/// `[u32 LE length][StatusResponse]...`; stops at the first damaged message, keeping the rest.
-pub fn decode_status_log(mut reader: impl Read, acc: &mut StatusAccumulator) -> Result<(), String> {
-    let mut message = Vec::new();
-    let mut count = 0u64;
+fn reread_status_log(
+    path: &Path,
+    wanted: &str,
+    acc: &mut StatusAccumulator,
+) -> Result<(), BundleError> {
+    let mut archive = open_tar(path)?;
+    for entry in archive.entries().map_err(BundleError::NotTar)? {
+        let entry = entry.map_err(BundleError::Damaged)?;
+        let name = entry
+            .path()
+            .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
+            .unwrap_or_default();
+        if name == wanted {
+            return Ok(StatusLogReader::default().decode(entry, acc)?);
+        }
+    }
+    Err(BundleError::NoStatusLog(wanted.to_string()))
+}
+
+/// The first byte of an entry (`None` when it is empty).
+fn read_head(entry: &mut impl Read, head: &mut [u8; 1]) -> std::io::Result<Option<u8>> {
     loop {
-        let mut length = [0u8; 4];
-        match read_exact_or_eof(&mut reader, &mut length) {
-            Ok(false) => return Ok(()),
-            Ok(true) => {}
-            Err(e) => return Err(format!("status log cut off after {count} messages: {e}")),
-        }
-        let len = u32::from_le_bytes(length) as usize;
-        if len > MAX_MESSAGE_BYTES {
-            return Err(format!(
-                "status log damaged after {count} messages (length {len})"
-            ));
-        }
-        read_message(&mut reader, len, &mut message)
-            .map_err(|e| format!("status log cut off after {count} messages: {e}"))?;
-        let decoded = <pb::StatusResponse as prost::Message>::decode(message.as_slice())
-            .map_err(|e| format!("status log damaged after {count} messages: {e}"))?;
-        acc.push(decoded.into());
-        count += 1;
-    }
-}
-
-/// Reads a message of `len` bytes into `buf`. The buffer grows with the bytes that arrive, not
-/// with the length prefix, so a damaged prefix cannot make it allocate what the log lacks.
-fn read_message(reader: &mut impl Read, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    buf.clear();
-    let read = reader.by_ref().take(len as u64).read_to_end(buf)?;
-    if read < len {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("a message of {len} bytes ends after {read}"),
-        ));
-    }
-    Ok(())
-}
-
-fn read_exact_or_eof(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) if filled == 0 => return Ok(false),
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => filled += n,
+        match entry.read(head) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(head[0])),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(true)
 }
 
-/// BuildKit's `moby.buildkit.v1.StatusResponse` (api/services/control/control.proto), the
-/// fields cachehit reads.
-mod pb {
-    use chrono::{DateTime, TimeZone, Utc};
+type Archive = tar::Archive<Inflated>;
 
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Timestamp {
-        #[prost(int64, tag = "1")]
-        pub seconds: i64,
-        #[prost(int32, tag = "2")]
-        pub nanos: i32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct StatusResponse {
-        #[prost(message, repeated, tag = "1")]
-        pub vertexes: Vec<Vertex>,
-        #[prost(message, repeated, tag = "2")]
-        pub statuses: Vec<VertexStatus>,
-        #[prost(message, repeated, tag = "3")]
-        pub logs: Vec<VertexLog>,
-        #[prost(message, repeated, tag = "4")]
-        pub warnings: Vec<VertexWarning>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Vertex {
-        #[prost(string, tag = "1")]
-        pub digest: String,
-        #[prost(string, repeated, tag = "2")]
-        pub inputs: Vec<String>,
-        #[prost(string, tag = "3")]
-        pub name: String,
-        #[prost(bool, tag = "4")]
-        pub cached: bool,
-        #[prost(message, optional, tag = "5")]
-        pub started: Option<Timestamp>,
-        #[prost(message, optional, tag = "6")]
-        pub completed: Option<Timestamp>,
-        #[prost(string, tag = "7")]
-        pub error: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct VertexStatus {
-        #[prost(string, tag = "1")]
-        pub id: String,
-        #[prost(string, tag = "2")]
-        pub vertex: String,
-        #[prost(string, tag = "3")]
-        pub name: String,
-        #[prost(int64, tag = "4")]
-        pub current: i64,
-        #[prost(int64, tag = "5")]
-        pub total: i64,
-        #[prost(message, optional, tag = "6")]
-        pub timestamp: Option<Timestamp>,
-        #[prost(message, optional, tag = "7")]
-        pub started: Option<Timestamp>,
-        #[prost(message, optional, tag = "8")]
-        pub completed: Option<Timestamp>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct VertexLog {
-        #[prost(string, tag = "1")]
-        pub vertex: String,
-        #[prost(message, optional, tag = "2")]
-        pub timestamp: Option<Timestamp>,
-        #[prost(int64, tag = "3")]
-        pub stream: i64,
-        #[prost(bytes = "vec", tag = "4")]
-        pub msg: Vec<u8>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct VertexWarning {
-        #[prost(string, tag = "1")]
-        pub vertex: String,
-        #[prost(int64, tag = "2")]
-        pub level: i64,
-        #[prost(bytes = "vec", tag = "3")]
-        pub short: Vec<u8>,
-        #[prost(bytes = "vec", repeated, tag = "4")]
-        pub detail: Vec<Vec<u8>>,
-        #[prost(string, tag = "5")]
-        pub url: String,
-    }
-
-    pub fn time(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
-        let t = t?;
-        Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).ok()?)
-            .single()
-    }
+fn open_tar(path: &Path) -> Result<Archive, BundleError> {
+    let file = File::open(path).map_err(BundleError::Open)?;
+    Ok(tar::Archive::new(Inflated::spawn(file)))
 }
 
-impl From<pb::StatusResponse> for SolveStatus {
-    fn from(r: pb::StatusResponse) -> Self {
-        SolveStatus {
-            vertexes: r
-                .vertexes
-                .into_iter()
-                .map(|v| Vertex {
-                    digest: v.digest,
-                    inputs: v.inputs,
-                    name: v.name,
-                    started: pb::time(v.started),
-                    completed: pb::time(v.completed),
-                    cached: v.cached,
-                    error: (!v.error.is_empty()).then_some(v.error),
-                })
-                .collect(),
-            statuses: r
-                .statuses
-                .into_iter()
-                .map(|s| VertexStatus {
-                    id: s.id,
-                    vertex: s.vertex,
-                    name: s.name,
-                    total: s.total,
-                    current: s.current,
-                    timestamp: pb::time(s.timestamp),
-                    started: pb::time(s.started),
-                    completed: pb::time(s.completed),
-                })
-                .collect(),
-            logs: r
-                .logs
-                .into_iter()
-                .map(|l| VertexLog {
-                    vertex: l.vertex,
-                    stream: l.stream,
-                    data: l.msg,
-                    timestamp: pb::time(l.timestamp),
-                })
-                .collect(),
-            warnings: r
-                .warnings
-                .into_iter()
-                .map(|w| VertexWarning {
-                    vertex: w.vertex,
-                    level: w.level,
-                    short: w.short,
-                    detail: w.detail,
-                    url: w.url,
-                    ..VertexWarning::default()
-                })
-                .collect(),
+/// Decompressed bytes of a gzip file, inflated ahead on another thread: decompression is
+/// the larger part of reading a bundle, and it overlaps with decoding this way.
+struct Inflated {
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    /// Emptied chunks go back to the inflating thread, so memory stays at a few chunks.
+    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+/// Bytes per chunk handed from the inflating thread, and chunks in flight.
+const INFLATE_CHUNK_BYTES: usize = 1 << 20;
+const INFLATE_CHUNKS: usize = 4;
+
+impl Inflated {
+    fn spawn(file: File) -> Inflated {
+        let (send, chunks) = std::sync::mpsc::sync_channel(INFLATE_CHUNKS);
+        let (recycle, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(INFLATE_CHUNKS + 2);
+        std::thread::spawn(move || {
+            let mut gzip = GzDecoder::new(BufReader::with_capacity(1 << 16, file));
+            loop {
+                let mut chunk = returned.try_recv().unwrap_or_default();
+                chunk.resize(INFLATE_CHUNK_BYTES, 0);
+                let mut filled = 0;
+                let result = loop {
+                    match gzip.read(&mut chunk[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                chunk.truncate(filled);
+                let last = filled == 0 || result.is_err();
+                let message = match result {
+                    Ok(()) => Ok(chunk),
+                    Err(e) if filled == 0 => Err(e),
+                    Err(e) => {
+                        // Hand over what was inflated, then the error.
+                        if send.send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                        Err(e)
+                    }
+                };
+                // The reader went away (it stopped early): stop inflating.
+                if send.send(message).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Inflated {
+            chunks,
+            recycle,
+            chunk: Vec::new(),
+            at: 0,
+            done: false,
         }
     }
+}
+
+impl Read for Inflated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let next = match self.chunks.recv() {
+                Ok(next) => next,
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            };
+            let chunk = match next {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            };
+            if chunk.is_empty() {
+                self.done = true;
+                return Ok(0);
+            }
+            let used = std::mem::replace(&mut self.chunk, chunk);
+            let _ = self.recycle.try_send(used);
+            self.at = 0;
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// `[u32 LE length][StatusResponse]...`; stops at the first damaged message, keeping the rest.
+pub fn decode_status_log(
+    reader: impl Read,
+    acc: &mut StatusAccumulator,
+) -> Result<(), StatusLogError> {
+    StatusLogReader::default().decode(reader, acc)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use status_log::tests::{bytes_field, framed, vertex_message};
 
     /// A gzip-compressed tar holding `files`.
     fn bundle(dir: &Path, files: &[(&str, Vec<u8>)]) -> std::path::PathBuf {
@@ -561,7 +743,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_pass_keeps_json_documents_only_and_within_a_budget() {
+    fn the_pass_keeps_documents_and_small_blobs_within_a_budget() {
         let dir = tempfile::tempdir().unwrap();
         let json = |n: usize| format!("{{\"x\":\"{}\"}}", "a".repeat(n)).into_bytes();
         let path = bundle(
@@ -573,62 +755,175 @@ mod tests {
                 ("blobs/sha256/two", json(1000)),
             ],
         );
-        let (blobs, damage) = collect_small_blobs(&path, 1 << 20).unwrap();
-        assert!(damage.is_none(), "{damage:?}");
-        let mut names: Vec<&str> = blobs.keys().map(String::as_str).collect();
+        let budget = |total| Budget {
+            total,
+            ..Budget::default()
+        };
+        let contents = Contents::read(&path, budget(1 << 20)).unwrap();
+        assert!(contents.damage.is_none(), "{:?}", contents.damage);
+        let mut names: Vec<&str> = contents.json.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(
             names,
             ["blobs/sha256/one", "blobs/sha256/two", "index.json"]
         );
+        assert!(contents.binary.contains_key("blobs/sha256/log"));
 
         // Past the budget, reading stops with what was kept so far and says why.
-        let (blobs, damage) = collect_small_blobs(&path, 1500).unwrap();
-        assert_eq!(blobs.len(), 2);
-        assert!(damage.unwrap().contains("exceed"));
-        let err = collect_small_blobs(&path, 50).unwrap_err();
-        assert!(err.contains("exceed"), "{err}");
+        let contents = Contents::read(&path, budget(5300)).unwrap();
+        assert_eq!(contents.json.len() + contents.binary.len(), 3);
+        assert!(contents.damage.unwrap().contains("exceed"));
+        let err = Contents::read(&path, budget(50)).err().unwrap();
+        assert!(matches!(err, BundleError::TooLarge(50)), "{err}");
     }
 
-    fn framed(response: &pb::StatusResponse) -> Vec<u8> {
-        let body = prost::Message::encode_to_vec(response);
-        let mut out = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
-        out.extend(body);
-        out
+    fn manifest(log: &str, config: &str) -> Vec<u8> {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": MEDIA_RECORD, "digest": config},
+            "layers": [{"mediaType": MEDIA_STATUS_LOG, "digest": log}],
+        })
+        .to_string()
+        .into_bytes()
     }
 
     #[test]
-    fn a_length_prefix_beyond_the_data_keeps_what_was_decoded_and_allocates_nothing_for_it() {
-        let step = pb::StatusResponse {
-            vertexes: vec![pb::Vertex {
-                digest: "sha256:a".into(),
-                name: "[1/1] RUN true".into(),
-                completed: Some(pb::Timestamp {
-                    seconds: 1,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        // A second message that claims 48 MiB (under the per-message limit) but holds 5 bytes.
-        let claimed: usize = 48 << 20;
-        let mut log = framed(&step);
-        log.extend_from_slice(&u32::try_from(claimed).unwrap().to_le_bytes());
-        log.extend_from_slice(b"\x0a\x03abc");
-
-        let mut acc = StatusAccumulator::new();
-        let err = decode_status_log(log.as_slice(), &mut acc).unwrap_err();
-        assert!(err.contains("cut off after 1 messages"), "{err}");
-        assert_eq!(acc.finish().steps.len(), 1, "the first message is kept");
-
-        let mut buf = Vec::new();
-        let err = read_message(&mut &b"\x0a\x03abc"[..], claimed, &mut buf).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
-        assert!(
-            buf.capacity() < 1 << 20,
-            "{} bytes allocated for a 5-byte message",
-            buf.capacity()
+    fn a_large_status_log_is_decoded_as_it_streams_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = framed(&vertex_message("sha256:a", "[1/1] RUN x", Some(1)));
+        // Output enough to pass the size of blobs kept whole.
+        let mut message = Vec::new();
+        let mut chunk = Vec::new();
+        bytes_field(&mut chunk, 1, b"sha256:a");
+        bytes_field(&mut chunk, 4, &vec![b'x'; 1 << 20]);
+        bytes_field(&mut message, 3, &chunk);
+        for _ in 0..5 {
+            log.extend(framed(&message));
+        }
+        let index = serde_json::json!({"manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:m",
+        }]});
+        let path = bundle(
+            dir.path(),
+            &[
+                ("blobs/sha256/c", br#"{"Ref": "r1"}"#.to_vec()),
+                ("blobs/sha256/log", log),
+                ("blobs/sha256/m", manifest("sha256:log", "sha256:c")),
+                ("index.json", index.to_string().into_bytes()),
+            ],
         );
+        let contents = Contents::read(&path, Budget::default()).unwrap();
+        assert!(contents.binary.is_empty());
+        assert!(contents.streamed.borrow().contains_key("blobs/sha256/log"));
+        let fragment = read_bundle(&path, None).unwrap();
+        assert_eq!(fragment.build.steps.len(), 1);
+        assert_eq!(fragment.build.build.build_ref.as_deref(), Some("r1"));
+        assert!(fragment.notes.0.is_empty(), "{:?}", fragment.notes);
+
+        // Past the logs decoded at once, the chosen one is read again, with the same result.
+        let none_at_once = Budget {
+            streamed_logs: 0,
+            ..Budget::default()
+        };
+        let contents = Contents::read(&path, none_at_once).unwrap();
+        assert!(contents.streamed.borrow().is_empty() && contents.binary.is_empty());
+        let again = read_bundle_within(&path, None, none_at_once).unwrap();
+        assert_eq!(again.build, fragment.build);
+        assert!(again.notes.0.is_empty(), "{:?}", again.notes);
+    }
+
+    #[test]
+    fn nested_indexes_that_list_themselves_end_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = |digest: &str| {
+            serde_json::json!({"manifests": [{
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": digest,
+            }]})
+            .to_string()
+            .into_bytes()
+        };
+        // index.json -> a -> a, and index.json -> b -> c -> b.
+        let path = bundle(
+            dir.path(),
+            &[
+                ("blobs/sha256/a", nested("sha256:a")),
+                ("blobs/sha256/b", nested("sha256:c")),
+                ("blobs/sha256/c", nested("sha256:b")),
+                (
+                    "index.json",
+                    serde_json::json!({"manifests": [
+                        {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:a"},
+                        {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:b"},
+                    ]})
+                    .to_string()
+                    .into_bytes(),
+                ),
+            ],
+        );
+        let err = read_bundle(&path, None).unwrap_err().to_string();
+        assert!(err.contains("holds no build-history record"), "{err}");
+        assert!(err.contains("lists sha256:a again"), "{err}");
+        assert!(err.contains("lists sha256:b again"), "{err}");
+    }
+
+    #[test]
+    fn records_sharing_a_config_parse_it_once() {
+        let config = format!(
+            r#"{{"Ref": "shared", "CreatedAt": "2026-11-29T13:00:00Z", "FrontendAttrs": {{"x": "{}"}}}}"#,
+            "y".repeat(1 << 20)
+        );
+        let mut raw = HashMap::new();
+        raw.insert("blobs/sha256/config".to_string(), config.into_bytes());
+        let mut records = Vec::new();
+        for n in 0..100 {
+            raw.insert(
+                format!("blobs/sha256/m{n}"),
+                serde_json::json!({"config": {"mediaType": MEDIA_RECORD, "digest": "sha256:config"}})
+                    .to_string()
+                    .into_bytes(),
+            );
+            records.push(RecordRef {
+                manifest_digest: format!("sha256:m{n}"),
+                reference: None,
+            });
+        }
+        let documents = Documents::new(&raw);
+        newest_record(&records, &documents);
+        assert!(records.iter().all(|r| {
+            record_head(r, &documents)
+                .and_then(|h| h.reference.clone())
+                .as_deref()
+                == Some("shared")
+        }));
+        // 100 manifests and the one config.
+        assert_eq!(documents.parses.get(), 101);
+    }
+
+    #[test]
+    fn indexes_nested_past_the_limit_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for level in 0..20 {
+            files.push((
+                format!("blobs/sha256/i{level}"),
+                serde_json::json!({"manifests": [{
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "digest": format!("sha256:i{}", level + 1),
+                }]})
+                .to_string()
+                .into_bytes(),
+            ));
+        }
+        files.push((
+            "index.json".to_string(),
+            br#"{"manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:i0"}]}"#.to_vec(),
+        ));
+        let files: Vec<(&str, Vec<u8>)> =
+            files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+        let path = bundle(dir.path(), &files);
+        let err = read_bundle(&path, None).unwrap_err().to_string();
+        assert!(err.contains("nest deeper than 8 levels"), "{err}");
     }
 }

@@ -175,10 +175,12 @@ fn read_progress(
     format: InputFormat,
     reader: impl BufRead,
     name: &str,
-    _options: &ReadOptions,
+    options: &ReadOptions,
 ) -> Result<Build, ReadError> {
     match format {
-        InputFormat::Rawjson => rawjson::read_rawjson(reader, name),
+        InputFormat::Rawjson => {
+            rawjson::read_rawjson_target(reader, name, options.bake_target.as_deref())
+        }
         InputFormat::Plain => plain::read_plain(reader, name),
         InputFormat::Tty => tty::read_tty(reader, name),
         other => Err(ReadError::Malformed {

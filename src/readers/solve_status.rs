@@ -2,20 +2,31 @@
 //! aggregated `application/vnd.buildkit.solvestatus.v0` JSON, and (decoded from protobuf) the
 //! status log inside build-history records and `.dockerbuild` bundles.
 //!
-//! Readers turn their input into a sequence of `SolveStatus` values and feed them to
-//! `StatusAccumulator`, which keeps only per-vertex state (never the whole stream) and
-//! produces the normalized `Build`.
+//! Readers feed status updates to `StatusAccumulator`, which keeps only per-vertex state
+//! (never the whole stream) and produces the normalized `Build`. Two ways in: the owned
+//! updates below (`on_vertex`, `on_status`, `on_log`, ...), and borrowed ones
+//! (`vertex`, `status`, `log_base64`, `log_bytes`) for readers that parse in place, so a
+//! large stream is read without an allocation per update. Output is kept raw per vertex and
+//! decoded at the end, only for the steps whose last lines the report shows.
+//!
+//! Per-vertex and per-warning collections are indexed and bounded ([`limits`]); what goes
+//! past a bound is counted and reported as a problem, never silently dropped.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod steps;
+mod tail;
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::model::{
-    Build, BuildStatus, BuildWarning, CacheExport, CacheImport, OutcomeStatus, ResultExport, Step,
-    StepKind, StepStatus,
-};
-use crate::readers::vertex_name::{StepName, VertexClass, classify, reads_build_context};
+use crate::model::{Build, BuildWarning, Problem, ProblemKind};
+use tail::{Encoding, OutputTail, TailBudget};
+
+pub use steps::StreamError;
+pub(crate) use steps::order_steps;
 
 /// One status update. Every field is optional on the wire; unknown fields are ignored.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -104,7 +115,7 @@ pub struct WarningPosition {
     pub character: i64,
 }
 
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -112,21 +123,12 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-fn decode_base64(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    // Go's encoding/json writes []byte as standard padded base64; tolerate anything else by
-    // keeping the text as-is rather than failing the whole update.
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .unwrap_or_else(|_| s.as_bytes().to_vec())
-}
-
 fn base64_bytes<'de, D>(d: D) -> Result<Vec<u8>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    Ok(Option::<String>::deserialize(d)?
-        .map(|s| decode_base64(&s))
+    Ok(Option::<Cow<'de, str>>::deserialize(d)?
+        .map(|s| tail::decode_base64(s.as_bytes()))
         .unwrap_or_default())
 }
 
@@ -134,37 +136,91 @@ fn base64_list<'de, D>(d: D) -> Result<Vec<Vec<u8>>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    Ok(Option::<Vec<String>>::deserialize(d)?
+    Ok(Option::<Vec<Cow<'de, str>>>::deserialize(d)?
         .unwrap_or_default()
         .iter()
-        .map(|s| decode_base64(s))
+        .map(|s| tail::decode_base64(s.as_bytes()))
         .collect())
 }
 
+/// A vertex update borrowed from the reader's buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct VertexUpdate<'a, S = &'a str> {
+    pub digest: &'a str,
+    pub name: &'a str,
+    pub inputs: &'a [S],
+    pub started: Option<DateTime<Utc>>,
+    pub completed: Option<DateTime<Utc>>,
+    pub cached: bool,
+    pub error: Option<&'a str>,
+}
+
+/// How much the accumulator keeps, whatever the stream holds.
+pub mod limits {
+    /// Distinct vertices; a real build has hundreds.
+    pub const VERTICES: usize = 200_000;
+    /// Distinct warnings kept in the report.
+    pub const WARNINGS: usize = 1_000;
+    /// Runs (start times) per vertex.
+    pub const RUNS: usize = 10_000;
+    /// Distinct layers per vertex (downloaded or written).
+    pub const LAYERS: usize = 10_000;
+    /// Distinct push targets per export.
+    pub const PUSHES: usize = 1_000;
+    /// Distinct names per vertex (a bake target names a shared vertex its own way).
+    pub const NAMES: usize = 16;
+}
+
+/// Vertices remembered without a lookup.
+const RECENT: usize = 4;
+
 /// Builds the normalized model from a stream of status updates, keeping only per-vertex state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StatusAccumulator {
-    vertices: HashMap<String, VertexState>,
-    order: Vec<String>,
+    index: HashMap<Box<str>, u32>,
+    vertices: Vec<VertexState>,
+    /// The vertices of the latest updates, most recent first: consecutive updates are mostly
+    /// about the few vertices running at the time.
+    recent: [u32; RECENT],
     warnings: Vec<BuildWarning>,
+    warning_index: HashMap<u64, Vec<u32>>,
+    tails: TailBudget,
     /// Plain logs state no `cached` flag for remote-cache hits: infer them (see `finish`).
     infer_remote_hits: bool,
     /// Progress formats without timestamps report durations directly.
     has_timestamps: bool,
+    /// Counts updates, to order events of records without timestamps.
+    sequence: u64,
+    overflow: Overflow,
+    /// Names the problems the accumulator reports.
+    source: String,
 }
 
-/// Lines of output kept per vertex: enough to show why a step failed.
-const LOG_TAIL_LINES: usize = 20;
-const LOG_LINE_MAX_CHARS: usize = 400;
+/// What went past a bound, counted for the problem that says so.
+#[derive(Debug, Default)]
+struct Overflow {
+    vertices: u64,
+    warnings: u64,
+    runs: u64,
+    layers: u64,
+    pushes: u64,
+    names: u64,
+}
 
 #[derive(Debug, Default)]
-struct VertexState {
-    name: String,
+pub(crate) struct VertexState {
+    digest: Box<str>,
+    /// Every distinct name, in order of appearance; `name_at` is the latest.
+    names: Vec<String>,
+    name_at: usize,
     inputs: Vec<String>,
     cached: bool,
+    /// Update number of the first `cached` flag (records without timestamps).
+    cached_at: Option<u64>,
     error: Option<String>,
-    /// (started, completed) per run of the vertex.
-    intervals: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+    error_at: Option<u64>,
+    /// Run start -> completion, per run of the vertex (a vertex can run several times).
+    runs: HashMap<DateTime<Utc>, Option<DateTime<Utc>>>,
     started: bool,
     completed: bool,
     /// Duration stated by the record itself (plain logs), in milliseconds.
@@ -172,14 +228,38 @@ struct VertexState {
     /// Largest `total` seen per layer status id (`sha256:...`).
     layer_bytes: HashMap<String, u64>,
     saw_output: bool,
-    log_tail: VecDeque<String>,
-    partial_line: String,
+    output: OutputTail,
     manifest_type: Option<String>,
     /// BuildKit repeats a layer's `writing layer` status as it progresses: count ids once.
     layers_written: HashSet<String>,
     skipped_empty: bool,
     pushed: Vec<String>,
+    pushed_index: HashSet<String>,
     dockerfile_line: Option<u32>,
+}
+
+impl VertexState {
+    pub(crate) fn name(&self) -> &str {
+        self.names.get(self.name_at).map_or("", String::as_str)
+    }
+}
+
+impl Default for StatusAccumulator {
+    fn default() -> Self {
+        StatusAccumulator {
+            index: HashMap::new(),
+            vertices: Vec::new(),
+            recent: [u32::MAX; RECENT],
+            warnings: Vec::new(),
+            warning_index: HashMap::new(),
+            tails: TailBudget::default(),
+            infer_remote_hits: false,
+            has_timestamps: false,
+            sequence: 0,
+            overflow: Overflow::default(),
+            source: String::new(),
+        }
+    }
 }
 
 impl StatusAccumulator {
@@ -199,6 +279,11 @@ impl StatusAccumulator {
         }
     }
 
+    /// The file the updates come from, named by the problems `finish` reports.
+    pub fn set_source(&mut self, source: &str) {
+        self.source = source.to_string();
+    }
+
     pub fn push(&mut self, status: SolveStatus) {
         for vertex in status.vertexes {
             self.on_vertex(vertex);
@@ -214,91 +299,228 @@ impl StatusAccumulator {
         }
     }
 
-    fn state(&mut self, digest: &str) -> &mut VertexState {
-        if !self.vertices.contains_key(digest) {
-            self.order.push(digest.to_string());
+    /// The state of `digest`, created on first sight; `None` past the vertex bound.
+    fn state(&mut self, digest: &str) -> Option<(u32, &mut VertexState)> {
+        let i = self.state_index(digest)?;
+        Some((i, &mut self.vertices[i as usize]))
+    }
+
+    fn state_index(&mut self, digest: &str) -> Option<u32> {
+        self.sequence += 1;
+        for at in 0..RECENT {
+            let i = self.recent[at];
+            if let Some(state) = self.vertices.get(i as usize)
+                && *state.digest == *digest
+            {
+                self.recent.copy_within(0..at, 1);
+                self.recent[0] = i;
+                return Some(i);
+            }
         }
-        self.vertices.entry(digest.to_string()).or_default()
+        let i = match self.index.get(digest) {
+            Some(&i) => i,
+            None => {
+                if self.vertices.len() >= limits::VERTICES {
+                    self.overflow.vertices += 1;
+                    return None;
+                }
+                let i = self.vertices.len() as u32;
+                self.index.insert(digest.into(), i);
+                self.vertices.push(VertexState {
+                    digest: digest.into(),
+                    ..VertexState::default()
+                });
+                i
+            }
+        };
+        self.recent.copy_within(0..RECENT - 1, 1);
+        self.recent[0] = i;
+        Some(i)
     }
 
     pub fn on_vertex(&mut self, vertex: Vertex) {
+        self.vertex(VertexUpdate {
+            digest: &vertex.digest,
+            name: &vertex.name,
+            inputs: &vertex.inputs,
+            started: vertex.started,
+            completed: vertex.completed,
+            cached: vertex.cached,
+            error: vertex.error.as_deref(),
+        });
+    }
+
+    /// A vertex update, borrowed.
+    pub fn vertex<S: AsRef<str>>(&mut self, vertex: VertexUpdate<'_, S>) {
         if vertex.digest.is_empty() {
             return;
         }
-        let state = self.state(&vertex.digest);
-        if !vertex.name.is_empty() {
-            state.name = vertex.name;
+        let sequence = self.sequence + 1;
+        let Some(i) = self.state_index(vertex.digest) else {
+            return;
+        };
+        let state = &mut self.vertices[i as usize];
+        let completed_before = state.completed && state.error.is_none();
+        if !vertex.name.is_empty() && state.name() != vertex.name {
+            match state.names.iter().position(|n| n == vertex.name) {
+                Some(at) => state.name_at = at,
+                None if state.names.len() < limits::NAMES => {
+                    state.names.push(vertex.name.to_string());
+                    state.name_at = state.names.len() - 1;
+                }
+                None => self.overflow.names += 1,
+            }
         }
-        if !vertex.inputs.is_empty() {
-            state.inputs = vertex.inputs;
+        if !vertex.inputs.is_empty()
+            && (state.inputs.len() != vertex.inputs.len()
+                || state
+                    .inputs
+                    .iter()
+                    .zip(vertex.inputs)
+                    .any(|(a, b)| a != b.as_ref()))
+        {
+            state.inputs = vertex
+                .inputs
+                .iter()
+                .map(|s| s.as_ref().to_string())
+                .collect();
         }
-        state.cached |= vertex.cached;
+        if vertex.cached && !state.cached {
+            state.cached = true;
+            state.cached_at = Some(sequence);
+        }
         if let Some(error) = vertex.error.filter(|e| !e.is_empty()) {
-            state.error = Some(error);
+            if state.error.as_deref() != Some(error) {
+                state.error = Some(error.to_string());
+            }
+            state.error_at.get_or_insert(sequence);
             state.completed = true;
         }
         if let Some(started) = vertex.started {
             state.started = true;
-            match state.intervals.iter_mut().find(|(s, _)| *s == started) {
-                Some(interval) => {
-                    if vertex.completed.is_some() {
-                        interval.1 = vertex.completed;
-                    }
+            if let Some(completed) = state.runs.get_mut(&started) {
+                if vertex.completed.is_some() {
+                    *completed = vertex.completed;
                 }
-                None => state.intervals.push((started, vertex.completed)),
+            } else if state.runs.len() < limits::RUNS {
+                state.runs.insert(started, vertex.completed);
+            } else {
+                self.overflow.runs += 1;
             }
         }
         if vertex.completed.is_some() {
             state.completed = true;
             state.started = true;
         }
+        let completed_ok = state.completed && state.error.is_none();
+        if completed_ok && !completed_before && state.output.len() > 0 {
+            self.tails.completed(i);
+        }
     }
 
     pub fn on_status(&mut self, row: VertexStatus) {
-        if row.vertex.is_empty() {
+        self.status(&row.vertex, &row.id, row.total);
+    }
+
+    /// A status row of a vertex: its id and total size, the only fields the report uses.
+    pub fn status(&mut self, vertex: &str, id: &str, total: i64) {
+        if vertex.is_empty() {
             return;
         }
-        let state = self.state(&row.vertex);
-        let id = row.id.trim();
+        let Some(i) = self.state_index(vertex) else {
+            return;
+        };
+        let state = &mut self.vertices[i as usize];
+        let id = id.trim();
         if let Some(kind) = id.strip_prefix("inferred cache manifest type:") {
-            state.manifest_type = Some(kind.trim().trim_end_matches(" done").to_string());
+            let kind = kind.trim().trim_end_matches(" done");
+            if state.manifest_type.as_deref() != Some(kind) {
+                state.manifest_type = Some(kind.to_string());
+            }
         } else if id.starts_with("writing layer ") {
             // `writing layer sha256:... 0.1s done` and its earlier updates are one layer.
             let layer = id.split_whitespace().nth(2).unwrap_or(id);
             if !state.layers_written.contains(layer) {
-                state.layers_written.insert(layer.to_string());
+                if state.layers_written.len() < limits::LAYERS {
+                    state.layers_written.insert(layer.to_string());
+                } else {
+                    self.overflow.layers += 1;
+                }
             }
         } else if id.starts_with("skipping cache export for empty result") {
             state.skipped_empty = true;
         } else if let Some(target) = id.strip_prefix("pushing manifest for ") {
-            let target = target.trim().to_string();
-            if !state.pushed.contains(&target) {
-                state.pushed.push(target);
+            let target = target.trim();
+            if !state.pushed_index.contains(target) {
+                if state.pushed.len() < limits::PUSHES {
+                    state.pushed.push(target.to_string());
+                    state.pushed_index.insert(target.to_string());
+                } else {
+                    self.overflow.pushes += 1;
+                }
             }
-        } else if id.starts_with("sha256:") && !id.contains(' ') && row.total > 0 {
-            let total = row.total as u64;
-            let seen = state.layer_bytes.entry(id.to_string()).or_default();
-            *seen = (*seen).max(total);
+        } else if id.starts_with("sha256:") && !id.contains(' ') && total > 0 {
+            let total = total as u64;
+            if let Some(seen) = state.layer_bytes.get_mut(id) {
+                *seen = (*seen).max(total);
+            } else if state.layer_bytes.len() < limits::LAYERS {
+                state.layer_bytes.insert(id.to_string(), total);
+            } else {
+                self.overflow.layers += 1;
+            }
         }
     }
 
     pub fn on_log(&mut self, log: VertexLog) {
-        if log.vertex.is_empty() {
+        self.output(&log.vertex, Encoding::Raw, &log.data);
+    }
+
+    /// Output of a vertex as rawjson carries it: base64 text, decoded only if shown.
+    pub fn log_base64(&mut self, vertex: &str, data: &[u8]) {
+        self.output(vertex, Encoding::Base64, data);
+    }
+
+    /// Output of a vertex as raw bytes.
+    pub fn log_bytes(&mut self, vertex: &str, data: &[u8]) {
+        self.output(vertex, Encoding::Raw, data);
+    }
+
+    /// Appends an output line to a vertex (plain logs deliver output line by line).
+    pub fn push_log_line(&mut self, digest: &str, line: &str) {
+        self.output(digest, Encoding::Line, line.as_bytes());
+    }
+
+    fn output(&mut self, vertex: &str, encoding: Encoding, data: &[u8]) {
+        if vertex.is_empty() {
             return;
         }
-        let state = self.state(&log.vertex);
+        let Some(i) = self.state_index(vertex) else {
+            return;
+        };
+        let state = &mut self.vertices[i as usize];
         state.saw_output = true;
-        let text = String::from_utf8_lossy(&log.data);
-        let mut pending = std::mem::take(&mut state.partial_line);
-        pending.push_str(&text);
-        let mut lines = pending.split('\n').peekable();
-        while let Some(line) = lines.next() {
-            if lines.peek().is_none() {
-                // No newline yet: keep the fragment for the next chunk, bounded.
-                state.partial_line = truncate_chars(line, LOG_LINE_MAX_CHARS);
-                break;
+        let was_empty = state.output.len() == 0;
+        let grew = state.output.push(encoding, data);
+        self.tails.grew(i, grew, was_empty && grew > 0);
+        if self.tails.over_soft() {
+            self.release_tails();
+        }
+    }
+
+    /// Keeps all windows within the budget: completed vertices' output goes first.
+    fn release_tails(&mut self) {
+        while let Some((vertex, running)) = self.tails.next_to_release() {
+            let state = &mut self.vertices[vertex as usize];
+            let completed_ok = state.completed && state.error.is_none();
+            if !running && !completed_ok {
+                continue;
             }
-            state.push_log_line(line);
+            let had_output = state.output.len() > 0;
+            let freed = state.output.release();
+            if running && had_output && !completed_ok {
+                self.tails.dropped_running += 1;
+            }
+            self.tails.released(freed);
         }
     }
 
@@ -326,340 +548,165 @@ impl StatusAccumulator {
             file: (!warning.source_info.filename.is_empty())
                 .then_some(warning.source_info.filename),
         };
-        if !self.warnings.contains(&warning) {
-            self.warnings.push(warning);
+        let key = warning_key(&warning);
+        let same = self.warning_index.entry(key).or_default();
+        if same.iter().any(|&i| self.warnings[i as usize] == warning) {
+            return;
         }
+        if self.warnings.len() >= limits::WARNINGS {
+            self.overflow.warnings += 1;
+            return;
+        }
+        same.push(self.warnings.len() as u32);
+        self.warnings.push(warning);
     }
 
     /// Records a duration stated by the record (plain logs: `DONE 1.2s`).
     pub fn set_stated_duration(&mut self, digest: &str, duration_ms: u64) {
-        self.state(digest).stated_duration_ms = Some(duration_ms);
+        if let Some((_, state)) = self.state(digest) {
+            state.stated_duration_ms = Some(duration_ms);
+        }
     }
 
     /// Marks a vertex as started and/or completed when the record has no timestamps.
     pub fn mark_progress(&mut self, digest: &str, started: bool, completed: bool) {
-        let state = self.state(digest);
+        let Some((i, state)) = self.state(digest) else {
+            return;
+        };
+        let completed_before = state.completed && state.error.is_none();
         state.started |= started || completed;
         state.completed |= completed;
+        if !completed_before && state.completed && state.error.is_none() && state.output.len() > 0 {
+            self.tails.completed(i);
+        }
     }
 
-    /// Records the Dockerfile line of a vertex when the record states it (a build error block).
+    /// Records the Dockerfile line of the failed step when the record states it (a build
+    /// error block).
     pub fn set_dockerfile_line_of_failed_step(&mut self, line: u32) {
-        for digest in &self.order {
-            if let Some(state) = self.vertices.get_mut(digest)
-                && state.error.is_some()
-                && matches!(classify(&state.name), VertexClass::Step(_))
-                && !is_cancellation(state.error.as_deref().unwrap_or_default())
-            {
-                state.dockerfile_line.get_or_insert(line);
-                return;
-            }
+        steps::set_line_of_failed_step(&mut self.vertices, line);
+    }
+
+    /// Records the Dockerfile line of a vertex the record names (a bundle's error details).
+    pub fn set_dockerfile_line(&mut self, digest: &str, line: u32) {
+        if let Some(&i) = self.index.get(digest) {
+            self.vertices[i as usize].dockerfile_line = Some(line);
         }
     }
 
-    /// Appends an output line to a vertex (plain logs deliver output line by line).
-    pub fn push_log_line(&mut self, digest: &str, line: &str) {
-        let state = self.state(digest);
-        state.saw_output = true;
-        state.push_log_line(line);
-    }
-
+    /// The build, with every bake target's steps when the stream holds several, and builds
+    /// that the stream interleaves reported together (with a problem saying so).
     pub fn finish(self) -> Build {
-        let mut build = Build::default();
-        let mut earliest: Option<DateTime<Utc>> = None;
-        let mut latest: Option<DateTime<Utc>> = None;
-        let context_vertices: HashSet<&str> = self
-            .vertices
-            .iter()
-            .filter(|(_, v)| reads_build_context(&v.name))
-            .map(|(d, _)| d.as_str())
-            .collect();
-        let mut steps = Vec::new();
-        for (position, digest) in self.order.iter().enumerate() {
-            let Some(state) = self.vertices.get(digest) else {
-                continue;
-            };
-            for (s, c) in &state.intervals {
-                earliest = Some(earliest.map_or(*s, |e| e.min(*s)));
-                if let Some(c) = c {
-                    latest = Some(latest.map_or(*c, |l| l.max(*c)));
-                }
-            }
-            let duration_ms = state.duration_ms();
-            let outcome = state.outcome();
-            match classify(&state.name) {
-                VertexClass::Step(name) => {
-                    let step = self.make_step(digest, state, name, &context_vertices);
-                    steps.push((position, step));
-                }
-                VertexClass::CacheImport {
-                    reference,
-                    cache_type,
-                } => build.cache_imports.push(CacheImport {
-                    reference,
-                    cache_type,
-                    status: outcome,
-                    error: state.error.clone(),
-                    manifest_type: state.manifest_type.clone(),
-                    duration_ms,
-                    ..CacheImport::default()
-                }),
-                VertexClass::CacheExport { cache_type } => build.cache_exports.push(CacheExport {
-                    name: state.name.clone(),
-                    cache_type,
-                    status: outcome,
-                    error: state.error.clone(),
-                    layers_written: u32::try_from(state.layers_written.len())
-                        .ok()
-                        .filter(|n| *n > 0),
-                    skipped_empty: state.skipped_empty,
-                    duration_ms,
-                    ..CacheExport::default()
-                }),
-                VertexClass::ResultExport => build.exports.push(ResultExport {
-                    name: state.name.clone(),
-                    status: outcome,
-                    error: state.error.clone(),
-                    duration_ms,
-                    pushed: state.pushed.clone(),
-                }),
-                VertexClass::Internal | VertexClass::Other => {}
-            }
-        }
-        build.steps = order_steps(steps);
-        // Steps that never started are "not run" only after a failure; otherwise the record
-        // ends before they did (a truncated log, a build still running).
-        let failed = build
-            .steps
-            .iter()
-            .any(|s| matches!(s.status, StepStatus::Failed | StepStatus::Canceled));
-        if !failed {
-            for step in &mut build.steps {
-                if step.status == StepStatus::NotRun {
-                    step.status = StepStatus::Incomplete;
-                }
-            }
-        }
+        let lenient = steps::Selection::Lenient;
+        self.finish_selected(lenient)
+            .expect("the lenient selection never fails")
+    }
+
+    /// The build of one bake target (`None`: the only one), refusing a stream that holds
+    /// several builds or several targets without a choice.
+    pub fn finish_target(self, target: Option<&str>) -> Result<Build, StreamError> {
+        self.finish_selected(steps::Selection::Strict(target))
+    }
+
+    fn finish_selected(self, selection: steps::Selection<'_>) -> Result<Build, StreamError> {
+        let source = self.source.clone();
+        let mut notes = self.overflow_notes();
+        let mut build = steps::build(
+            &self.vertices,
+            selection,
+            steps::Settings {
+                infer_remote_hits: self.infer_remote_hits,
+                has_timestamps: self.has_timestamps,
+            },
+            &mut notes,
+        )?;
         build.warnings = self.warnings;
-        if self.has_timestamps {
-            build.build.started = earliest;
-            build.build.completed = latest;
-            if let (Some(s), Some(c)) = (earliest, latest) {
-                build.build.duration_ms = u64::try_from((c - s).num_milliseconds()).ok();
-            }
-        }
-        let mut platforms: Vec<String> = Vec::new();
-        for step in &build.steps {
-            if let Some(p) = &step.platform
-                && !platforms.contains(p)
-            {
-                platforms.push(p.clone());
-            }
-        }
-        build.build.platforms = platforms;
-        build.build.status = overall_status(&build);
-        build.build.error = build
-            .steps
-            .iter()
-            .find(|s| s.status == StepStatus::Failed)
-            .and_then(|s| s.error.clone());
-        build
+        build.problems.extend(
+            notes
+                .into_iter()
+                .map(|message| Problem::new(ProblemKind::Input, source.as_str(), message)),
+        );
+        Ok(build)
     }
 
-    fn make_step(
-        &self,
-        digest: &str,
-        state: &VertexState,
-        name: StepName,
-        context_vertices: &HashSet<&str>,
-    ) -> Step {
-        let is_from = name.kind == StepKind::From;
-        let mut status_inferred = false;
-        let status = if is_from && state.error.is_none() && (state.cached || state.completed) {
-            // A base image is resolved or pulled, never built: a "cached" flag on it means
-            // only that it was already pulled.
-            StepStatus::Base
-        } else if state.cached {
-            StepStatus::Cached
-        } else if let Some(error) = &state.error {
-            if is_cancellation(error) {
-                StepStatus::Canceled
-            } else {
-                StepStatus::Failed
+    fn overflow_notes(&self) -> Vec<String> {
+        let o = &self.overflow;
+        let mut notes = Vec::new();
+        let mut note = |count: u64, what: String| {
+            if count > 0 {
+                notes.push(what);
             }
-        } else if state.completed {
-            if self.infer_remote_hits && !state.layer_bytes.is_empty() && !state.saw_output {
-                // A remote-cache hit: BuildKit pulled the step's layers and ran nothing.
-                status_inferred = true;
-                StepStatus::Cached
-            } else {
-                StepStatus::Rebuilt
-            }
-        } else if state.started {
-            StepStatus::Incomplete
-        } else {
-            StepStatus::NotRun
         };
-        let remote_cache_bytes = (status == StepStatus::Cached && !state.layer_bytes.is_empty())
-            .then(|| {
-                // Sizes come from the record: saturate rather than overflow.
-                state
-                    .layer_bytes
-                    .values()
-                    .fold(0u64, |total, bytes| total.saturating_add(*bytes))
-            });
-        let (started, completed) = state.span();
-        let keep_log = matches!(status, StepStatus::Failed | StepStatus::Canceled);
-        let mut log_tail: Vec<String> = if keep_log {
-            state.log_tail.iter().cloned().collect()
-        } else {
-            Vec::new()
-        };
-        if keep_log && !state.partial_line.is_empty() {
-            log_tail.push(state.partial_line.clone());
-        }
-        Step {
-            name: state.name.clone(),
-            stage: name.stage,
-            platform: name.platform,
-            index: name.index,
-            total: name.total,
-            instruction: name.instruction,
-            kind: name.kind,
-            status,
-            status_inferred,
-            duration_ms: state.duration_ms(),
-            started: if self.has_timestamps { started } else { None },
-            completed: if self.has_timestamps { completed } else { None },
-            vertex_digest: digest.starts_with("sha256:").then(|| digest.to_string()),
-            inputs: state.inputs.clone(),
-            reads_context: state
-                .inputs
-                .iter()
-                .any(|i| context_vertices.contains(i.as_str())),
-            dockerfile_line: state.dockerfile_line,
-            remote_cache_bytes,
-            error: state.error.clone(),
-            log_tail,
-            ..Step::default()
-        }
+        note(
+            o.vertices,
+            format!(
+                "more than {} vertices: {} updates of further vertices were not read",
+                limits::VERTICES,
+                o.vertices
+            ),
+        );
+        note(
+            o.warnings,
+            format!(
+                "{} more distinct warnings than the {} kept",
+                o.warnings,
+                limits::WARNINGS
+            ),
+        );
+        note(
+            o.runs,
+            format!(
+                "a vertex ran more than {} times: {} further runs are left out of its duration",
+                limits::RUNS,
+                o.runs
+            ),
+        );
+        note(
+            o.layers,
+            format!(
+                "a vertex named more than {} layers: {} further layers are not counted",
+                limits::LAYERS,
+                o.layers
+            ),
+        );
+        note(
+            o.pushes,
+            format!(
+                "an export pushed more than {} targets: {} further pushes are not listed",
+                limits::PUSHES,
+                o.pushes
+            ),
+        );
+        note(
+            o.names,
+            format!(
+                "a vertex had more than {} names: {} further names were ignored",
+                limits::NAMES,
+                o.names
+            ),
+        );
+        note(
+            self.tails.dropped_running,
+            format!(
+                "the output of {} running steps went past the memory kept for output: their last lines are not shown",
+                self.tails.dropped_running
+            ),
+        );
+        notes
     }
 }
 
-impl VertexState {
-    fn push_log_line(&mut self, line: &str) {
-        let line = line.trim_end_matches('\r');
-        if self.log_tail.len() == LOG_TAIL_LINES {
-            self.log_tail.pop_front();
-        }
-        self.log_tail
-            .push_back(truncate_chars(line, LOG_LINE_MAX_CHARS));
-    }
-
-    fn span(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        let started = self.intervals.iter().map(|(s, _)| *s).min();
-        let completed = self.intervals.iter().filter_map(|(_, c)| *c).max();
-        (started, completed)
-    }
-
-    /// Union of the vertex's run intervals: a vertex can be started and completed several times.
-    fn duration_ms(&self) -> Option<u64> {
-        if let Some(ms) = self.stated_duration_ms {
-            return Some(ms);
-        }
-        let mut closed: Vec<(DateTime<Utc>, DateTime<Utc>)> = self
-            .intervals
-            .iter()
-            .filter_map(|(s, c)| c.map(|c| (*s, c.max(*s))))
-            .collect();
-        if closed.is_empty() {
-            return None;
-        }
-        closed.sort();
-        let mut total = chrono::Duration::zero();
-        let (mut start, mut end) = closed[0];
-        for (s, e) in closed.into_iter().skip(1) {
-            if s > end {
-                total += end - start;
-                start = s;
-                end = e;
-            } else {
-                end = end.max(e);
-            }
-        }
-        total += end - start;
-        u64::try_from(total.num_milliseconds()).ok()
-    }
-
-    fn outcome(&self) -> OutcomeStatus {
-        if self.error.is_some() {
-            OutcomeStatus::Failed
-        } else if self.completed {
-            OutcomeStatus::Ok
-        } else {
-            OutcomeStatus::Unknown
-        }
-    }
+fn warning_key(warning: &BuildWarning) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    warning.message.hash(&mut hasher);
+    warning.detail.hash(&mut hasher);
+    warning.url.hash(&mut hasher);
+    warning.dockerfile_line.hash(&mut hasher);
+    warning.file.hash(&mut hasher);
+    hasher.finish()
 }
 
-fn is_cancellation(error: &str) -> bool {
+pub(crate) fn is_cancellation(error: &str) -> bool {
     let error = error.trim().to_ascii_lowercase();
     error.ends_with("context canceled") || error == "canceled" || error == "cancelled"
-}
-
-fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
-/// Steps grouped by platform, then stage (both in order of first appearance), then position.
-pub(crate) fn order_steps(steps: Vec<(usize, Step)>) -> Vec<Step> {
-    let mut platform_rank: HashMap<Option<String>, usize> = HashMap::new();
-    let mut stage_rank: HashMap<(Option<String>, Option<String>), usize> = HashMap::new();
-    for (position, step) in &steps {
-        platform_rank
-            .entry(step.platform.clone())
-            .or_insert(*position);
-        stage_rank
-            .entry((step.platform.clone(), step.stage.clone()))
-            .or_insert(*position);
-    }
-    let mut keyed: Vec<((usize, usize, u32, usize), Step)> = steps
-        .into_iter()
-        .map(|(position, step)| {
-            let key = (
-                platform_rank[&step.platform],
-                stage_rank[&(step.platform.clone(), step.stage.clone())],
-                step.index.unwrap_or(u32::MAX),
-                position,
-            );
-            (key, step)
-        })
-        .collect();
-    keyed.sort_by_key(|(key, _)| *key);
-    keyed.into_iter().map(|(_, step)| step).collect()
-}
-
-fn overall_status(build: &Build) -> BuildStatus {
-    let steps = &build.steps;
-    if steps.iter().any(|s| s.status == StepStatus::Failed)
-        || build
-            .exports
-            .iter()
-            .any(|e| e.status == OutcomeStatus::Failed)
-    {
-        BuildStatus::Failed
-    } else if steps.iter().any(|s| s.status == StepStatus::Canceled) {
-        BuildStatus::Canceled
-    } else if !steps.is_empty()
-        && steps
-            .iter()
-            .all(|s| !matches!(s.status, StepStatus::Incomplete | StepStatus::NotRun))
-    {
-        BuildStatus::Completed
-    } else {
-        BuildStatus::Unknown
-    }
 }

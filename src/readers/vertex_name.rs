@@ -12,6 +12,22 @@ pub struct StepName {
     pub total: Option<u32>,
     pub instruction: String,
     pub kind: StepKind,
+    /// The second vertex of a `COPY --link` / `ADD --link` step (`LINK COPY --link ...`),
+    /// which merges the copied layer onto the previous step: half of one step.
+    pub link: bool,
+}
+
+impl StepName {
+    /// The instruction of the step this vertex belongs to (`LINK ` taken off the link half).
+    pub fn linked_instruction(&self) -> &str {
+        if self.link {
+            self.instruction
+                .strip_prefix("LINK ")
+                .unwrap_or(&self.instruction)
+        } else {
+            &self.instruction
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,11 +74,16 @@ pub fn classify(name: &str) -> VertexClass {
         let instruction = rest[close + 1..].trim();
         return match parse_label(label) {
             Some(mut step) => {
-                step.kind = instruction
-                    .split_whitespace()
-                    .next()
-                    .map(StepKind::from_keyword)
-                    .unwrap_or_default();
+                let mut words = instruction.split_whitespace();
+                let mut keyword = words.next();
+                if keyword == Some("LINK") {
+                    let linked = words.next();
+                    if matches!(linked, Some("COPY" | "ADD")) && instruction.contains("--link") {
+                        step.link = true;
+                        keyword = linked;
+                    }
+                }
+                step.kind = keyword.map(StepKind::from_keyword).unwrap_or_default();
                 step.instruction = instruction.to_string();
                 VertexClass::Step(step)
             }
@@ -206,6 +227,19 @@ mod tests {
         assert!(reads_build_context("[internal] load build context"));
         assert!(reads_build_context("[context deps] load from client"));
         assert!(!reads_build_context("[internal] load .dockerignore"));
+    }
+
+    #[test]
+    fn the_link_half_of_copy_link_belongs_to_its_copy() {
+        let copy = step("[stage-0 4/8] COPY --link Cargo.toml Cargo.lock /work/");
+        let link = step("[stage-0 4/8] LINK COPY --link Cargo.toml Cargo.lock /work/");
+        assert!(!copy.link);
+        assert!(link.link);
+        assert_eq!(link.kind, StepKind::Copy);
+        assert_eq!(link.linked_instruction(), copy.instruction);
+        assert_eq!(copy.linked_instruction(), copy.instruction);
+        // A step that merely starts with the word is not a link half.
+        assert!(!step("[2/3] LINK COPY stuff").link);
     }
 
     #[test]

@@ -81,7 +81,14 @@ fn list(items: &[String], shown: usize) -> String {
 pub fn why(step: &Step) -> String {
     match (step.status, &step.rebuild_reason) {
         (StepStatus::Failed, _) => step.error.clone().unwrap_or_else(|| "failed".to_string()),
+        (StepStatus::NotRun, _) if step.status_inferred => {
+            "skipped after the build failed (BuildKit printed it cached)".to_string()
+        }
         (StepStatus::NotRun, _) => "never started".to_string(),
+        (StepStatus::Shared, _) => match &step.built_by {
+            Some(target) => format!("run by bake target {target} in this bake"),
+            None => "run by another target of this bake".to_string(),
+        },
         (StepStatus::Incomplete, _) => "the record ends before it finished".to_string(),
         (_, Some(reason)) => reason_text(reason),
         (StepStatus::Cached, _) if step.remote_cache_bytes.is_some() => "remote cache".to_string(),

@@ -39,7 +39,7 @@ fn status_colour(status: StepStatus) -> Option<Color> {
         StepStatus::Rebuilt => Some(Color::Yellow),
         StepStatus::Failed => Some(Color::Red),
         StepStatus::Canceled | StepStatus::NotRun | StepStatus::Incomplete => Some(Color::DarkGrey),
-        StepStatus::Base => None,
+        StepStatus::Base | StepStatus::Shared => None,
     }
 }
 
