@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::analysis::gates::{GateSyntaxError, parse_gates};
-use crate::github::api::{GitHub, RetryPolicy};
+use crate::github::api::{Deadlines, GitHub, RetryPolicy};
 use crate::github::baseline::{AutoQuery, report_file_name};
-use crate::github::runner::Runner;
+use crate::github::runner::{Runner, pull_request_number};
 use crate::pipeline::{
     self, BaselineChoice, CredentialPolicy, DockerfileSource, ImageSources, Outcome,
     RegistryAccess, Settings,
@@ -19,7 +19,7 @@ use crate::pipeline::{
 use crate::readers::ReadOptions;
 use crate::sinks::pr_comment::{self, CommentMode};
 use crate::sinks::workflow_log::{self, error, warning};
-use crate::sinks::{job_summary, outputs, report_file};
+use crate::sinks::{SinkError, job_summary, outputs, report_file};
 
 #[derive(Debug, clap::Args)]
 pub struct ActionArgs {}
@@ -28,9 +28,23 @@ pub fn run(_args: ActionArgs) -> anyhow::Result<ExitCode> {
     run_with(&Runner::from_env())
 }
 
-/// The action in `runner`'s environment, on the process's one runtime.
+/// The action in `runner`'s environment, on the process's one runtime. Should cachehit
+/// itself fail (a bug), the step still gets a summary saying so.
 pub fn run_with(runner: &Runner) -> anyhow::Result<ExitCode> {
-    crate::cli::runtime()?.block_on(run_action(runner))
+    let runtime = crate::cli::runtime()?;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(run_action(runner))
+    })) {
+        Ok(result) => result,
+        Err(_) => {
+            let message = "cachehit stopped on an internal error; please report it with this log";
+            error(message);
+            if let Some(file) = runner.summary_file() {
+                let _ = job_summary::write_no_report(&file, message);
+            }
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 /// Every input of action.yml, read once before any work (the names are action.yml's). The
@@ -103,14 +117,13 @@ struct ActionSettings {
 
 async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
     let inputs = ActionInputs::read(runner);
-    let token = inputs
-        .github_token
-        .clone()
-        .or_else(|| runner.var("GITHUB_TOKEN"));
-    if let Some(token) = &token {
-        // Before anything else is printed: the runner hides it from every later log line.
-        workflow_log::mask(token);
-    }
+    // Before anything else is printed: the runner hides it from every later log line.
+    let token = usable_token(
+        inputs
+            .github_token
+            .clone()
+            .or_else(|| runner.var("GITHUB_TOKEN")),
+    );
     // Configuration errors fail the step: a misconfigured step must not pass unnoticed.
     let settings = match resolve(runner, inputs, token) {
         Ok(settings) => settings,
@@ -120,8 +133,14 @@ async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
         }
     };
     let github = github_client(runner, settings.token.as_deref());
-    match pipeline::run(&settings.pipeline, github.as_ref()).await {
-        Ok(outcome) => Ok(write_sinks(runner, &settings, github.as_ref(), &outcome).await),
+    // The comment's look-up (whose comments, which exist) goes on while the report is made.
+    let issue = pull_request_number(&settings.event);
+    let (lookup, result) = tokio::join!(
+        pr_comment::look_up(github.as_ref(), issue, settings.comment, &settings.key),
+        pipeline::run(&settings.pipeline, github.as_ref()),
+    );
+    match result {
+        Ok(outcome) => Ok(write_sinks(runner, &settings, github.as_ref(), lookup, &outcome).await),
         Err(failure) => {
             error(&failure.to_string());
             if let Some(file) = runner.summary_file() {
@@ -130,6 +149,28 @@ async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// The token when it can be one: a single word of visible ASCII, as GitHub's tokens are. It
+/// is masked first, and anything else is masked piece by piece (so no part of it is ever
+/// printed) and not used: the run goes on without GitHub, with a warning.
+fn usable_token(token: Option<String>) -> Option<String> {
+    let token = token?;
+    if token.chars().all(|c| c.is_ascii_graphic()) {
+        workflow_log::mask(&token);
+        return Some(token);
+    }
+    for piece in token.split(|c: char| !c.is_ascii_graphic()) {
+        if !piece.is_empty() {
+            workflow_log::mask(piece);
+        }
+    }
+    warning(
+        "input `github-token` (or GITHUB_TOKEN) is not a token: it holds a line break, a space \
+         or another character no token has; it is not used, so there is no baseline search and \
+         no pull-request comment. Pass the secret alone, e.g. `${{ secrets.GITHUB_TOKEN }}`",
+    );
+    None
 }
 
 fn resolve(
@@ -192,9 +233,13 @@ fn resolve(
     let images = ImageSources {
         current: inputs.image,
         registry: RegistryAccess {
-            // The job's token opens the repository's packages on ghcr.io, nothing else.
+            // The job's token opens the repository's packages in this GitHub's own container
+            // registry, nothing else.
             credentials: match &token {
-                Some(token) => CredentialPolicy::GitHubToken(token.clone()),
+                Some(token) => CredentialPolicy::GitHubToken {
+                    token: token.clone(),
+                    registry: container_registry(runner),
+                },
                 None => CredentialPolicy::Anonymous,
             },
             ..RegistryAccess::default()
@@ -223,6 +268,26 @@ fn resolve(
     })
 }
 
+/// The container registry of the GitHub the run is on: ghcr.io for github.com, and
+/// `containers.HOST` for GitHub Enterprise Server (and GHE.com) at `GITHUB_SERVER_URL`.
+fn container_registry(runner: &Runner) -> String {
+    let server = runner
+        .var("GITHUB_SERVER_URL")
+        .unwrap_or_else(|| "https://github.com".into());
+    let host = server
+        .split_once("://")
+        .map_or(server.as_str(), |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if host.is_empty() || host == "github.com" {
+        "ghcr.io".into()
+    } else {
+        format!("containers.{host}")
+    }
+}
+
 /// The REST client, when the run names its repository. GitHub problems never fail the step:
 /// without a client the report comes out without what needs GitHub.
 fn github_client(runner: &Runner, token: Option<&str>) -> Option<GitHub> {
@@ -234,7 +299,7 @@ fn github_client(runner: &Runner, token: Option<&str>) -> Option<GitHub> {
         &repo,
         retry_policy(runner),
     ) {
-        Ok(github) => Some(github),
+        Ok(github) => Some(github.with_deadlines(deadlines(runner))),
         Err(e) => {
             warning(&e.to_string());
             None
@@ -242,13 +307,15 @@ fn github_client(runner: &Runner, token: Option<&str>) -> Option<GitHub> {
     }
 }
 
-/// Writes the outcome everywhere it goes. A file that cannot be written is reported and the
-/// others are still written: the report file must survive a broken summary or output file,
-/// and the outputs must still point at it.
+/// Writes the outcome everywhere it goes: first what needs no server (the report file, the
+/// annotations, the job summary, the outputs), then the pull-request comment, then its URL.
+/// A file that cannot be written is reported and the others are still written: the report
+/// file must survive a broken summary or output file, and the outputs must still point at it.
 async fn write_sinks(
     runner: &Runner,
     settings: &ActionSettings,
     github: Option<&GitHub>,
+    lookup: pr_comment::Lookup,
     outcome: &Outcome,
 ) -> ExitCode {
     let report = &outcome.report;
@@ -259,26 +326,20 @@ async fn write_sinks(
     for missing in &outcome.gates.unevaluated {
         warning(&format!("fail-on {missing}"));
     }
-    let location = &settings.location;
-    if location.outside_workspace {
-        warning(&format!(
-            "report-path {} is outside the workspace ({}): only the workspace is shared between \
-             the action's container and the steps after it, so actions/upload-artifact cannot \
-             find the report there; use a path inside the workspace",
-            location.path.display(),
-            runner.workspace().display()
-        ));
-    }
     let mut failures: Vec<String> = Vec::new();
-    let report_written = report_file::write(&location.path, report);
-    if let Err(e) = &report_written {
-        failures.push(e.to_string());
-    }
+    let report_written = write_report(runner, &settings.location, report, &mut failures);
     workflow_log::annotate(report, &settings.dockerfile);
     if let Some(file) = runner.summary_file()
         && let Err(e) = job_summary::write(&file, report, note)
     {
         failures.push(e.to_string());
+    }
+    let output_file = runner.output_file();
+    if let Some(file) = &output_file {
+        let report_path = report_written.then_some(settings.location.output.as_str());
+        if let Err(e) = outputs::write(file, report, report_path) {
+            failures.push(e.to_string());
+        }
     }
     let comment = pr_comment::Comment {
         mode: settings.comment,
@@ -286,18 +347,17 @@ async fn write_sinks(
         report,
         baseline_note: note,
     };
-    let comment_url = pr_comment::post(github, &settings.event, &comment).await;
-    if let Some(file) = runner.output_file() {
-        let written = outputs::Written {
-            report_path: report_written.is_ok().then_some(location.output.as_str()),
-            comment_url: comment_url.as_deref(),
-        };
-        if let Err(e) = outputs::write(&file, report, &written) {
-            failures.push(e.to_string());
-        }
+    let comment_url = pr_comment::post(github, lookup, &comment).await;
+    if let Some(file) = &output_file
+        && let Err(e) = outputs::write_comment_url(file, comment_url.as_deref())
+    {
+        failures.push(e.to_string());
     }
-    let kept = if report_written.is_ok() {
-        format!("; the report was written to {}", location.path.display())
+    let kept = if report_written {
+        format!(
+            "; the report was written to {}",
+            settings.location.path.display()
+        )
     } else {
         String::new()
     };
@@ -313,6 +373,39 @@ async fn write_sinks(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The report file, inside the workspace only: a path outside it, or through a symbolic
+/// link, is refused with a warning (a pull request controls what the workspace holds). A
+/// file that cannot be written is a failure. Whether it was written.
+fn write_report(
+    runner: &Runner,
+    location: &ReportLocation,
+    report: &crate::report::Report,
+    failures: &mut Vec<String>,
+) -> bool {
+    let Some(relative) = &location.relative else {
+        warning(&format!(
+            "report-path {} is outside the workspace ({}); the report is not written there: \
+             only the workspace is shared between the action's container and the steps after \
+             it (actions/upload-artifact could not find it), and cachehit writes nowhere else; \
+             use a path inside the workspace",
+            location.path.display(),
+            runner.workspace().display()
+        ));
+        return false;
+    };
+    match report_file::write_inside(&normalize(&runner.workspace()), relative, report) {
+        Ok(()) => true,
+        Err(e @ SinkError::Refused { .. }) => {
+            warning(&e.to_string());
+            false
+        }
+        Err(e) => {
+            failures.push(e.to_string());
+            false
+        }
     }
 }
 
@@ -338,11 +431,13 @@ fn comment_mode(value: Option<&str>) -> CommentMode {
 /// Where the report goes, and the path the `report-path` output gives for it.
 struct ReportLocation {
     path: PathBuf,
+    /// Inside the workspace: the path relative to it. `None` outside, where nothing is
+    /// written.
+    relative: Option<PathBuf>,
     /// Relative to the workspace when inside it: the action runs in a container whose
     /// workspace is mounted elsewhere than on the host, and the steps after it start in the
     /// workspace, so only a relative path means the same file to both.
     output: String,
-    outside_workspace: bool,
 }
 
 /// The `report-path` input (relative paths are in the workspace), else the report file name
@@ -358,13 +453,13 @@ fn report_location(runner: &Runner, report_path: Option<&str>, key: &str) -> Rep
     match path.strip_prefix(&workspace) {
         Ok(relative) if !relative.as_os_str().is_empty() => ReportLocation {
             output: relative.to_string_lossy().into_owned(),
+            relative: Some(relative.to_path_buf()),
             path,
-            outside_workspace: false,
         },
         _ => ReportLocation {
             output: path.to_string_lossy().into_owned(),
+            relative: None,
             path,
-            outside_workspace: true,
         },
     }
 }
@@ -386,6 +481,21 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Tests shrink the deadlines with `CACHEHIT_GITHUB_REQUEST_MS` and `CACHEHIT_GITHUB_BUDGET_MS`.
+fn deadlines(runner: &Runner) -> Deadlines {
+    let millis = |name: &str| {
+        runner
+            .var(name)
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    };
+    let default = Deadlines::default();
+    Deadlines {
+        request: millis("CACHEHIT_GITHUB_REQUEST_MS").unwrap_or(default.request),
+        phase: millis("CACHEHIT_GITHUB_BUDGET_MS").unwrap_or(default.phase),
+    }
 }
 
 /// Tests shrink the waits with `CACHEHIT_RETRY_BASE_MS`.

@@ -1,4 +1,6 @@
-//! Terminal rendering.
+//! Terminal rendering. The text is made inert for the Actions runner (`render::inert`):
+//! a step name or build output cannot become a workflow command when the table is printed
+//! in a step's log.
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
@@ -110,7 +112,7 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
             None => out.push_str(&format!("warning: {}\n", w.message)),
         }
     }
-    out
+    crate::render::inert::lines(&out)
 }
 
 fn shorten(text: &str, max: usize) -> String {

@@ -1,10 +1,13 @@
 //! The sticky pull-request comment, on pull-request events. GitHub problems become
 //! warnings, never a failed step.
+//!
+//! Two halves, so the network round trips overlap the rest of the run: [`look_up`] (whose
+//! comments are ours, which exist) runs while the report is made, [`post`] writes the
+//! comment once the report is there.
 
 use crate::github::api::GitHub;
-use crate::github::comment;
+use crate::github::comment::{self, Existing};
 use crate::github::error::ApiError;
-use crate::github::runner::pull_request_number;
 use crate::render;
 use crate::report::Report;
 use crate::sinks::workflow_log::warning;
@@ -28,21 +31,52 @@ pub struct Comment<'a> {
     pub baseline_note: Option<&'a str>,
 }
 
-/// Posts or updates the comment when `event` is about a pull request; its URL when written.
+/// What [`look_up`] found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// No comment is wanted: not a pull request, or `comment: off`.
+    NotWanted,
+    /// Wanted, but there is no client to post it with.
+    NoGitHub,
+    Found(Result<Existing, ApiError>),
+}
+
+/// The pull request's existing comments, when a comment is wanted: `issue` is the pull
+/// request the event is about. Prints nothing; [`post`] reports what went wrong.
+pub async fn look_up(
+    github: Option<&GitHub>,
+    issue: Option<u64>,
+    mode: CommentMode,
+    key: &str,
+) -> Lookup {
+    let Some(issue) = issue.filter(|_| mode != CommentMode::Off) else {
+        return Lookup::NotWanted;
+    };
+    match github {
+        Some(github) => Lookup::Found(comment::look_up(github, issue, key).await),
+        None => Lookup::NoGitHub,
+    }
+}
+
+/// Posts or updates the comment [`look_up`] prepared; its URL when written.
 pub async fn post(
     github: Option<&GitHub>,
-    event: &serde_json::Value,
+    lookup: Lookup,
     comment: &Comment<'_>,
 ) -> Option<String> {
-    let issue = pull_request_number(event)?;
-    if comment.mode == CommentMode::Off {
-        return None;
-    }
-    let Some(github) = github else {
-        warning("no GITHUB_REPOSITORY or token: the pull-request comment was skipped");
-        return None;
+    let existing = match (lookup, github) {
+        (Lookup::NotWanted, _) => return None,
+        (Lookup::NoGitHub, _) | (_, None) => {
+            warning("no GITHUB_REPOSITORY or usable token: the pull-request comment was skipped");
+            return None;
+        }
+        (Lookup::Found(existing), Some(github)) => existing.map(|e| (e, github)),
     };
-    match upsert(github, issue, comment).await {
+    let written = match existing {
+        Ok((existing, github)) => upsert(github, &existing, comment).await,
+        Err(e) => Err(e),
+    };
+    match written {
         Ok(url) => url,
         Err(e) if e.is_forbidden() => {
             warning(&format!(
@@ -59,10 +93,9 @@ pub async fn post(
 
 async fn upsert(
     github: &GitHub,
-    issue: u64,
+    existing: &Existing,
     comment: &Comment<'_>,
 ) -> Result<Option<String>, ApiError> {
-    let owner = comment::Owner::of(github).await?;
     let report = comment.report;
     let noteworthy = !report.diagnoses.is_empty()
         || report
@@ -70,17 +103,12 @@ async fn upsert(
             .as_ref()
             .is_some_and(|c| c.steps_regressed > 0);
     // Still refresh a comment an earlier, worse build left, so it does not mislead.
-    if comment.mode == CommentMode::OnRegression
-        && !noteworthy
-        && comment::find_ours(github, issue, comment.key, &owner)
-            .await?
-            .is_empty()
-    {
+    if comment.mode == CommentMode::OnRegression && !noteworthy && existing.ours.is_empty() {
         return Ok(None);
     }
     let body =
         render::github::comment_body(report, &comment::marker(comment.key), comment.baseline_note);
-    comment::upsert(github, issue, comment.key, &body, &owner)
+    comment::upsert(github, comment.key, &body, existing)
         .await
         .map(|c| Some(c.html_url))
 }

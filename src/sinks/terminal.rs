@@ -29,13 +29,14 @@ pub fn write_report(
     } else {
         Format::Json
     });
+    // Made inert for the Actions runner: the report may be printed in a step's log.
     let text = match format {
         Format::Table => {
             let width = to_terminal.then(terminal_width).flatten();
             render::table::render(report, width)
         }
-        Format::Markdown => render::markdown::render(report),
-        Format::Json => render::json::render(report),
+        Format::Markdown => render::inert::lines(&render::markdown::render(report)),
+        Format::Json => render::inert::json(&render::json::render(report)),
     };
     write_text("report", &text, output)
 }
@@ -63,14 +64,19 @@ fn terminal_width() -> Option<u16> {
     std::env::var("COLUMNS").ok()?.parse().ok()
 }
 
+/// Messages quote build text (step names, errors): inert for the Actions runner.
+fn inert(message: &str) -> String {
+    render::inert::lines(message)
+}
+
 pub fn warning(message: &str) {
-    eprintln!("cachehit: warning: {message}");
+    eprintln!("cachehit: warning: {}", inert(message));
 }
 
 pub fn error(message: &str) {
-    eprintln!("cachehit: error: {message}");
+    eprintln!("cachehit: error: {}", inert(message));
 }
 
 pub fn gate_failed(reason: &str) {
-    eprintln!("cachehit: gate failed: {reason}");
+    eprintln!("cachehit: gate failed: {}", inert(reason));
 }
