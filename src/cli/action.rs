@@ -118,12 +118,16 @@ struct ActionSettings {
 async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
     let inputs = ActionInputs::read(runner);
     // Before anything else is printed: the runner hides it from every later log line.
-    let token = usable_token(
-        inputs
-            .github_token
-            .clone()
-            .or_else(|| runner.var("GITHUB_TOKEN")),
-    );
+    let given = inputs
+        .github_token
+        .clone()
+        .or_else(|| runner.var("GITHUB_TOKEN"));
+    let (token, token_usable) = match given.as_deref().map(usable_token) {
+        Some(Some(token)) => (Some(token), true),
+        // A token that cannot be one: nothing is asked of GitHub at all.
+        Some(None) => (None, false),
+        None => (None, true),
+    };
     // Configuration errors fail the step: a misconfigured step must not pass unnoticed.
     let settings = match resolve(runner, inputs, token) {
         Ok(settings) => settings,
@@ -132,7 +136,17 @@ async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let github = github_client(runner, settings.token.as_deref());
+    let github = token_usable
+        .then(|| github_client(runner, settings.token.as_deref()))
+        .flatten();
+    run_resolved(runner, &settings, github).await
+}
+
+async fn run_resolved(
+    runner: &Runner,
+    settings: &ActionSettings,
+    github: Option<GitHub>,
+) -> anyhow::Result<ExitCode> {
     // The comment's look-up (whose comments, which exist) goes on while the report is made.
     let issue = pull_request_number(&settings.event);
     let (lookup, result) = tokio::join!(
@@ -140,7 +154,7 @@ async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
         pipeline::run(&settings.pipeline, github.as_ref()),
     );
     match result {
-        Ok(outcome) => Ok(write_sinks(runner, &settings, github.as_ref(), lookup, &outcome).await),
+        Ok(outcome) => Ok(write_sinks(runner, settings, github.as_ref(), lookup, &outcome).await),
         Err(failure) => {
             error(&failure.to_string());
             if let Some(file) = runner.summary_file() {
@@ -154,11 +168,10 @@ async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
 /// The token when it can be one: a single word of visible ASCII, as GitHub's tokens are. It
 /// is masked first, and anything else is masked piece by piece (so no part of it is ever
 /// printed) and not used: the run goes on without GitHub, with a warning.
-fn usable_token(token: Option<String>) -> Option<String> {
-    let token = token?;
+fn usable_token(token: &str) -> Option<String> {
     if token.chars().all(|c| c.is_ascii_graphic()) {
-        workflow_log::mask(&token);
-        return Some(token);
+        workflow_log::mask(token);
+        return Some(token.to_string());
     }
     for piece in token.split(|c: char| !c.is_ascii_graphic()) {
         if !piece.is_empty() {
@@ -509,4 +522,51 @@ fn retry_policy(runner: &Runner) -> RetryPolicy {
         policy.max_wait = Duration::from_millis(ms * 8);
     }
     policy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(vars: &[(&str, &str)]) -> Runner {
+        Runner::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn the_token_goes_only_to_this_github_s_own_container_registry() {
+        let policy = |server: Option<&str>| {
+            let vars: Vec<(&str, &str)> = server
+                .map(|s| ("GITHUB_SERVER_URL", s))
+                .into_iter()
+                .collect();
+            CredentialPolicy::GitHubToken {
+                token: "ghs_x".into(),
+                registry: container_registry(&runner(&vars)),
+            }
+        };
+        let github_com = policy(Some("https://github.com"));
+        assert!(github_com.for_registry("ghcr.io").is_some());
+        assert!(github_com.for_registry("GHCR.IO").is_some());
+        assert!(github_com.for_registry("docker.io").is_none());
+        assert!(
+            github_com
+                .for_registry("ghcr.io.attacker.example")
+                .is_none()
+        );
+        assert!(policy(None).for_registry("ghcr.io").is_some());
+        // GitHub Enterprise Server: its own registry, never ghcr.io.
+        let ghes = policy(Some("https://ghes.example.com/"));
+        assert!(ghes.for_registry("ghcr.io").is_none());
+        assert!(ghes.for_registry("containers.ghes.example.com").is_some());
+        assert!(ghes.for_registry("ghes.example.com").is_none());
+        let with_port = policy(Some("https://ghes.example.com:8443"));
+        assert!(
+            with_port
+                .for_registry("containers.ghes.example.com")
+                .is_some()
+        );
+        let credentials = ghes.for_registry("containers.ghes.example.com").unwrap();
+        assert_eq!(credentials.password, "ghs_x");
+        assert!(!format!("{ghes:?}").contains("ghs_x"));
+    }
 }

@@ -17,6 +17,8 @@
 //!   the `x-ratelimit-*` headers. Failures can be injected.
 //! - GitHub Enterprise Server ([`GitHubServer::start_ghes`]) serves the API under `/api/v3`
 //!   only, and its `Link` headers keep that prefix.
+//! - Requests are answered concurrently, as GitHub does, each after an optional latency
+//!   ([`GitHubServer::set_latency`], for benchmarks); the state is locked per request.
 
 #![allow(dead_code)]
 
@@ -119,6 +121,8 @@ pub struct State {
     /// `/api/v3` on GitHub Enterprise Server, empty on github.com.
     pub prefix: String,
     pub storage_url: String,
+    /// Added before every answer, API and storage alike.
+    pub latency: std::time::Duration,
 }
 
 pub struct GitHubServer {
@@ -175,8 +179,14 @@ impl GitHubServer {
             let origin = url.clone();
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
-                    // One request at a time keeps the state consistent, as the API is.
-                    handle(request, &state, &origin);
+                    let state = Arc::clone(&state);
+                    let origin = origin.clone();
+                    // Each request locks the state while it is handled: consistent, as the
+                    // API is, and concurrent with the others' latency.
+                    std::thread::spawn(move || {
+                        wait_latency(&state);
+                        handle(request, &state, &origin);
+                    });
                 }
             })
         };
@@ -185,7 +195,11 @@ impl GitHubServer {
             let state = Arc::clone(&state);
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
-                    handle_storage(request, &state);
+                    let state = Arc::clone(&state);
+                    std::thread::spawn(move || {
+                        wait_latency(&state);
+                        handle_storage(request, &state);
+                    });
                 }
             })
         };
@@ -197,6 +211,11 @@ impl GitHubServer {
             servers: vec![api, storage],
             threads: vec![api_thread, storage_thread],
         }
+    }
+
+    /// A delay before every answer, as a distant server has.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.state.lock().unwrap().latency = latency;
     }
 
     /// Another token the API accepts, acting as `identity`.
@@ -396,6 +415,13 @@ impl Drop for GitHubServer {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+fn wait_latency(state: &Arc<Mutex<State>>) {
+    let latency = state.lock().unwrap().latency;
+    if !latency.is_zero() {
+        std::thread::sleep(latency);
     }
 }
 
