@@ -27,6 +27,7 @@ use octocrab::Octocrab;
 use serde_json::Value;
 
 use crate::github::baseline::{ArtifactInfo, BaselineApi, ReleaseAsset, ReleaseInfo, RunInfo};
+use crate::github::error::seconds;
 pub use crate::github::error::{ApiError, ApiErrorKind};
 
 /// How hard to retry; tests shrink the waits.
@@ -644,15 +645,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// `90 s`, `0.04 s`: durations in error messages.
-fn seconds(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{:.2} s", d.as_secs_f64())
-    }
 }
 
 /// The wait GitHub's rules require before this error answer may be retried, or `None` when

@@ -23,10 +23,7 @@ pub enum Owner {
 }
 
 impl Owner {
-    pub async fn of(github: &GitHub) -> Result<Owner, ApiError> {
-        Ok(Owner::from_login(github.viewer_login().await?))
-    }
-
+    /// From `GET /user`'s login, `None` for a token that may not read it.
     fn from_login(login: Option<String>) -> Owner {
         match login {
             Some(login) => Owner::Login(login),

@@ -178,9 +178,9 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// `20 s`, `0.25 s`.
-fn seconds(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
+/// `90 s`, `0.04 s`: durations in error messages.
+pub(crate) fn seconds(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
         format!("{} s", d.as_secs())
     } else {
         format!("{:.2} s", d.as_secs_f64())
