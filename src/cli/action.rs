@@ -139,14 +139,6 @@ async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
     let github = token_usable
         .then(|| github_client(runner, settings.token.as_deref()))
         .flatten();
-    run_resolved(runner, &settings, github).await
-}
-
-async fn run_resolved(
-    runner: &Runner,
-    settings: &ActionSettings,
-    github: Option<GitHub>,
-) -> anyhow::Result<ExitCode> {
     // The comment's look-up (whose comments, which exist) goes on while the report is made.
     let issue = pull_request_number(&settings.event);
     let (lookup, result) = tokio::join!(
@@ -154,7 +146,7 @@ async fn run_resolved(
         pipeline::run(&settings.pipeline, github.as_ref()),
     );
     match result {
-        Ok(outcome) => Ok(write_sinks(runner, settings, github.as_ref(), lookup, &outcome).await),
+        Ok(outcome) => Ok(write_sinks(runner, &settings, github.as_ref(), lookup, &outcome).await),
         Err(failure) => {
             error(&failure.to_string());
             if let Some(file) = runner.summary_file() {
