@@ -94,22 +94,80 @@ impl StepKind {
     }
 }
 
-/// Why a step was rebuilt rather than taken from cache.
+/// Why a step was rebuilt rather than taken from cache: one primary cause per rebuilt step.
+///
+/// With a previous release to compare with, the cause names what changed in the step's
+/// definition (its instruction, a build argument, its base image, the build-context files it
+/// reads) or says that its definition did not change and the cache did not deliver it. Without
+/// one, only `context-changed`, `upstream-rebuilt`, `cache-import-empty`, `first-cache-build`
+/// and `no-cache-match` can be told apart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RebuildReason {
-    /// The step reads the build context and its other inputs were cached: files it copies changed.
-    ContextChanged,
+    /// The step reads the build context and its other inputs were unchanged: files it copies
+    /// changed.
+    ContextChanged {
+        /// The changed files it reads, relative to the build context; empty when not known.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<String>,
+    },
     /// An input step was rebuilt, so this step's cache key changed with it.
     UpstreamRebuilt {
         /// Name of the rebuilt input step (the nearest one).
         upstream: String,
     },
     /// Its inputs were cached but no cache entry matched this step: the instruction, its
-    /// arguments or its environment changed, or the cache never held it.
+    /// arguments or its environment changed (an `ENV`, `ARG` default, `USER` or `SHELL` line
+    /// does not show in step names), or the cache never held it.
     NoCacheMatch,
     /// Every cache import failed or delivered nothing, and the step is first in its chain.
     CacheImportEmpty,
+    /// The instruction's text differs from the previous release's.
+    InstructionChanged { before: String, after: String },
+    /// A build argument changed that the step depends on.
+    BuildArgChanged {
+        args: Vec<ArgChange>,
+        /// How the step depends on them.
+        evidence: ArgEvidence,
+    },
+    /// The base image the step builds on resolved to another image.
+    BaseImageChanged {
+        /// The references before and now, with their digests where the records give them.
+        before: String,
+        after: String,
+    },
+    /// The previous release had no such step.
+    NewStep,
+    /// The step is defined as in the previous release (same instruction, arguments, inputs and
+    /// build-context files), yet it was not served from the cache.
+    CacheNotDelivered,
+    /// Nothing was ever exported to the cache this build imports (its first build), so nothing
+    /// could be served.
+    FirstCacheBuild {
+        /// The cache reference (or `gha` scope) that held nothing.
+        cache: String,
+    },
+}
+
+/// A build argument's value in the previous release and now (`None`: not set).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArgChange {
+    pub name: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// How a step is known to depend on a build argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArgEvidence {
+    /// The argument's value shows in the step's instruction as BuildKit expanded it.
+    Instruction,
+    /// A `RUN` after the argument's `ARG` line: a declared argument is in the environment of
+    /// every later `RUN` of its stage, whether the command uses it or not. Without the
+    /// Dockerfile this is inferred: the step is a `RUN` whose instruction and inputs are
+    /// unchanged.
+    Environment,
 }
 
 /// One compressed image layer.
@@ -151,6 +209,9 @@ pub struct Step {
     /// hit in a plain log, which shows layer downloads but no `CACHED` line).
     #[serde(default, skip_serializing_if = "is_false")]
     pub status_inferred: bool,
+    /// Where the status was read when that view is coarser than BuildKit's own record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_source: Option<StatusSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -180,6 +241,16 @@ pub struct Step {
     pub layer_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebuild_reason: Option<RebuildReason>,
+    /// Compared with the previous release: whether the step is defined as there (instruction,
+    /// build arguments, base image, inputs and the build-context files it reads). `None` when
+    /// not compared or not known (a rebuilt step copying from the build context when the
+    /// changed files are not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_definition: Option<bool>,
+    /// How long building this step takes, where known: its own duration when this build
+    /// rebuilt it, else the previous release's figure for it. What a cache hit on it saves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_ms: Option<u64>,
     /// The error BuildKit reported for a failed or canceled step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -193,6 +264,15 @@ pub struct Step {
     pub baseline_duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transition: Option<Transition>,
+}
+
+/// A view of the build coarser than BuildKit's record that a step's status was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatusSource {
+    /// The `--progress=tty` display: no vertex digests, names cut at the terminal's width,
+    /// durations in tenths of seconds, and `CACHED` shown only while the step resolves.
+    Tty,
 }
 
 /// How a step changed against the baseline build.

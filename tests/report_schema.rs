@@ -135,6 +135,8 @@ fn every_scenario_report_conforms_to_the_schema() {
     let defs = schema["$defs"].clone();
     let mut reports = Vec::new();
     let fixtures = root().join("tests/fixtures/buildkit-v0.24");
+    let tmp = tempfile::tempdir().unwrap();
+    let previous = tmp.path().join("v1.json");
     for entry in std::fs::read_dir(&fixtures).unwrap() {
         let dir = entry.unwrap().path();
         for release in ["v1", "v2"] {
@@ -159,7 +161,19 @@ fn every_scenario_report_conforms_to_the_schema() {
                     }
                 }
             }
-            reports.push((format!("{} {release}", dir.display()), report_of(&inputs)));
+            let report = report_of(&inputs);
+            if release == "v1" {
+                std::fs::write(&previous, report.to_string()).unwrap();
+            } else {
+                // Compared with the previous release: causes and findings that need it.
+                let mut compared = vec!["--baseline".into(), previous.clone()];
+                compared.extend(inputs.iter().cloned());
+                reports.push((
+                    format!("{} v2 compared", dir.display()),
+                    report_of(&compared),
+                ));
+            }
+            reports.push((format!("{} {release}", dir.display()), report));
             reports.push((
                 format!("{} {release} plain", dir.display()),
                 report_of(&[dir.join(format!("{release}.plain.log"))]),
@@ -172,7 +186,23 @@ fn every_scenario_report_conforms_to_the_schema() {
             "tests/fixtures/public-samples/buildx-history/dockerbuild-COIO50/docker~test-docker-action~COIO50.dockerbuild",
         )]),
     ));
-    assert!(reports.len() >= 29);
+    // The buildx records: a changed build argument, and first builds of cache refs.
+    let buildx = root().join("tests/fixtures/buildx-v0.36");
+    let d3_v1 = report_of(&[buildx.join("d3-build-arg/v1.dockerbuild")]);
+    std::fs::write(&previous, d3_v1.to_string()).unwrap();
+    reports.push((
+        "d3 v2 compared".into(),
+        report_of(&[
+            "--baseline".into(),
+            previous.clone(),
+            buildx.join("d3-build-arg/v2.dockerbuild"),
+        ]),
+    ));
+    reports.push((
+        "d2 v1 worker".into(),
+        report_of(&[buildx.join("d2-bake-two-targets/v1.worker.dockerbuild")]),
+    ));
+    assert!(reports.len() >= 38);
     for (name, report) in &reports {
         let mut errors = Vec::new();
         validate(&schema, report, &defs, "$", &mut errors);

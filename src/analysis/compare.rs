@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::analysis::matching::match_steps;
+use crate::analysis::matching::{MatchKind, match_steps};
 use crate::model::{PlatformImage, Problem, ProblemKind, StepKind, StepStatus, Transition};
 use crate::report::{Comparison, PlatformPullCost, Report};
 
@@ -11,6 +11,16 @@ use crate::report::{Comparison, PlatformPullCost, Report};
 /// and returns the comparison, which is also stored in `current.comparison`.
 pub fn compare(current: &mut Report, baseline: &Report, baseline_source: &str) -> Comparison {
     let matches = match_steps(&current.build.steps, &baseline.build.steps);
+    compare_matched(current, baseline, baseline_source, &matches)
+}
+
+/// [`compare`] with the steps already matched (`matching::match_steps`).
+pub fn compare_matched(
+    current: &mut Report,
+    baseline: &Report,
+    baseline_source: &str,
+    matches: &[Option<(usize, MatchKind)>],
+) -> Comparison {
     let mut comparison = Comparison {
         baseline_source: baseline_source.to_string(),
         baseline_image_names: baseline.build.build.image_names.clone(),
@@ -20,7 +30,7 @@ pub fn compare(current: &mut Report, baseline: &Report, baseline_source: &str) -
         ..Comparison::default()
     };
     let mut used = vec![false; baseline.build.steps.len()];
-    for (step, matched) in current.build.steps.iter_mut().zip(&matches) {
+    for (step, matched) in current.build.steps.iter_mut().zip(matches) {
         let Some((j, _)) = matched else {
             if step.kind != StepKind::From {
                 step.transition = Some(Transition::New);

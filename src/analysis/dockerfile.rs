@@ -1,9 +1,10 @@
-//! Dockerfile lines for steps and findings when no provenance gave them: the Dockerfile's
-//! instructions, per stage, matched to the steps' instructions.
+//! The Dockerfile, where one is given: lines for steps and findings when no provenance gave
+//! them (the instructions, per stage, matched to the steps' instructions), and each step's
+//! instruction as written, before BuildKit expanded its arguments (`written_steps`).
 
 use std::collections::HashMap;
 
-use crate::model::StepKind;
+use crate::model::{Step, StepKind};
 use crate::report::Report;
 
 struct Instruction {
@@ -88,6 +89,114 @@ fn same_instruction(step: &str, kind: StepKind, dockerfile: &str) -> bool {
         return bare(image(&step)) == bare(image(dockerfile));
     }
     step.eq_ignore_ascii_case(dockerfile) || step == dockerfile
+}
+
+/// A step's instruction as the Dockerfile writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub line: u32,
+    /// Whitespace folded, `${NAME}` references as written.
+    pub text: String,
+    /// Build arguments declared (`ARG NAME`) in the step's stage before it: they are in the
+    /// environment of a `RUN`, whether the command uses them or not.
+    pub args_in_scope: Vec<String>,
+}
+
+/// The Dockerfile's steps, per stage, numbered as BuildKit numbers them (`[stage 3/6]`).
+#[derive(Debug, Default)]
+pub struct WrittenSteps {
+    stages: Vec<Vec<Written>>,
+    names: HashMap<String, usize>,
+}
+
+/// Numbers the steps of each stage the way BuildKit's Dockerfile frontend does: the `FROM`
+/// (unless the stage starts from `scratch` or from another stage), then every `RUN`, `COPY`,
+/// `ADD` and `WORKDIR`; other instructions make no step.
+pub fn written_steps(dockerfile: &str) -> WrittenSteps {
+    let parsed = parse(dockerfile);
+    let mut out = WrittenSteps {
+        names: parsed
+            .names
+            .iter()
+            .map(|(name, stage)| (name.to_ascii_lowercase(), *stage))
+            .collect(),
+        ..WrittenSteps::default()
+    };
+    let mut args: Vec<String> = Vec::new();
+    for ins in &parsed.instructions {
+        let mut words = ins.text.split(' ');
+        let keyword = words.next().unwrap_or("").to_ascii_uppercase();
+        if keyword == "FROM" {
+            // Global ARGs are not in a stage's scope until it declares them again.
+            args.clear();
+            out.stages.push(Vec::new());
+            let base = ins
+                .text
+                .split(' ')
+                .skip(1)
+                .find(|w| !w.starts_with("--"))
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            let from_stage = parsed
+                .names
+                .iter()
+                .any(|(name, stage)| name.eq_ignore_ascii_case(&base) && *stage < ins.stage);
+            if base == "scratch" || from_stage {
+                continue;
+            }
+        } else if keyword == "ARG" {
+            for word in words {
+                let name = word.split('=').next().unwrap_or(word);
+                if !name.is_empty() && !args.iter().any(|a| a == name) {
+                    args.push(name.to_string());
+                }
+            }
+            continue;
+        } else if !matches!(keyword.as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR") {
+            continue;
+        }
+        if let Some(stage) = out.stages.last_mut() {
+            stage.push(Written {
+                line: ins.line,
+                text: ins.text.clone(),
+                args_in_scope: args.clone(),
+            });
+        }
+    }
+    out
+}
+
+impl WrittenSteps {
+    /// The instruction `step` comes from, found by its stage and its number in the stage; `None`
+    /// when the Dockerfile does not have that many steps there (another Dockerfile).
+    pub fn of(&self, step: &Step) -> Option<&Written> {
+        let (index, total) = (step.index? as usize, step.total? as usize);
+        let stage = match step.stage.as_deref() {
+            Some(name) => self
+                .names
+                .get(&name.to_ascii_lowercase())
+                .copied()
+                .or_else(|| {
+                    name.strip_prefix("stage-")
+                        .and_then(|n| n.parse::<usize>().ok())
+                })?,
+            // BuildKit names no stage when there is one, or when the name is the platform's.
+            None => {
+                let fits: Vec<usize> = (0..self.stages.len())
+                    .filter(|s| self.stages[*s].len() == total)
+                    .collect();
+                match fits[..] {
+                    [only] => only,
+                    _ => return None,
+                }
+            }
+        };
+        let steps = self.stages.get(stage)?;
+        if steps.len() != total {
+            return None;
+        }
+        steps.get(index.checked_sub(1)?)
+    }
 }
 
 /// Fills `dockerfile_line` of steps and findings that have none.

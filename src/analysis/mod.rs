@@ -6,12 +6,13 @@
 //! (`dockerfile`) and gates (`gates`) are later stages of the pipeline, over the report.
 
 pub mod audit;
+pub mod causes;
 pub mod compare;
+pub mod cost;
 pub mod diagnose;
 pub mod dockerfile;
 pub mod gates;
 pub mod matching;
-pub mod rebuild;
 pub mod summary;
 
 use crate::model::{Build, PlatformImage};
@@ -33,6 +34,9 @@ pub struct Facts {
     /// The previous release's image as a registry serves it: its layers stand for the
     /// baseline's in the pull cost, with or without a baseline report.
     pub baseline_image: Option<Vec<PlatformImage>>,
+    /// The Dockerfile's text, where one was given: each step's instruction before BuildKit
+    /// expanded its arguments, and the `ARG`s in scope, for the causes.
+    pub dockerfile: Option<String>,
 }
 
 /// An earlier build's report and where it came from (a path, an artifact, a release asset).
@@ -59,7 +63,7 @@ pub fn analyze(build: Build) -> Report {
 
 /// The report over every fact: sizes from the image sources, why each step was rebuilt,
 /// whether cache imports delivered, the summary, the comparison with the baseline and the
-/// pull cost, and the findings with all that evidence.
+/// pull cost, what the cache cost and saved, and the findings with all that evidence.
 pub fn analyze_facts(facts: Facts) -> Report {
     let Facts {
         mut build,
@@ -67,6 +71,7 @@ pub fn analyze_facts(facts: Facts) -> Report {
         engine_step_bytes,
         baseline,
         baseline_image,
+        dockerfile,
     } = facts;
     if let Some(images) = image.filter(|images| !images.is_empty()) {
         build.images = images;
@@ -78,8 +83,7 @@ pub fn analyze_facts(facts: Facts) -> Report {
             }
         }
     }
-    rebuild::explain_rebuilds(&mut build);
-    rebuild::judge_cache_imports(&mut build);
+    causes::judge_cache_imports(&mut build);
     let summary = summary::summarize(&build);
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -95,26 +99,66 @@ pub fn analyze_facts(facts: Facts) -> Report {
         }
         baseline
     });
+    let written = dockerfile.as_deref().map(dockerfile::written_steps);
+    let knowledge = causes::Knowledge {
+        dockerfile: written.as_ref(),
+        ..causes::Knowledge::default()
+    };
     match (&baseline, &baseline_image) {
         (Some(baseline), _) => {
-            compare::compare(&mut report, &baseline.report, &baseline.source);
+            explain_and_compare(
+                &mut report,
+                Some((&baseline.report, &baseline.source)),
+                knowledge,
+            );
         }
-        (None, Some(images)) => {
-            let cost = compare::pull_cost(&report.build.images, images);
-            report.summary.pull_bytes = compare::upgrade_bytes(&cost);
+        (None, images) => {
+            explain_and_compare(&mut report, None, knowledge);
+            if let Some(images) = images {
+                let cost = compare::pull_cost(&report.build.images, images);
+                report.summary.pull_bytes = compare::upgrade_bytes(&cost);
+            }
         }
-        (None, None) => {}
     }
-    report.diagnoses = diagnose::diagnose(&report, baseline.as_ref().map(|b| &b.report));
     report
 }
 
 /// Compares a report already analysed without a baseline with `baseline`, and redoes the
-/// findings with that evidence: what [`analyze_facts`] does given the baseline, for callers
-/// that hold the report rather than the build (tests, the comparison benchmark).
+/// causes and findings with that evidence: what [`analyze_facts`] does given the baseline, for
+/// callers that hold the report rather than the build (tests, the comparison benchmark).
 pub fn analyze_against(report: &mut Report, baseline: &Report, baseline_source: &str) {
-    compare::compare(report, baseline, baseline_source);
-    report.diagnoses = diagnose::diagnose(report, Some(baseline));
+    explain_and_compare(
+        report,
+        Some((baseline, baseline_source)),
+        causes::Knowledge::default(),
+    );
+}
+
+/// Why each step was rebuilt, the comparison, what the cache cost, and the findings: every
+/// stage that depends on the baseline.
+fn explain_and_compare(
+    report: &mut Report,
+    baseline: Option<(&Report, &str)>,
+    knowledge: causes::Knowledge<'_>,
+) {
+    let matches = baseline.map(|(b, _)| matching::match_steps(&report.build.steps, &b.build.steps));
+    let previous = baseline
+        .zip(matches.as_deref())
+        .map(|((b, _), matches)| causes::Previous {
+            build: &b.build,
+            matches,
+        });
+    causes::explain(&mut report.build, previous, knowledge);
+    if let (Some((baseline, source)), Some(matches)) = (baseline, &matches) {
+        compare::compare_matched(report, baseline, source, matches);
+    }
+    cost::carry_build_times(&mut report.build, previous);
+    cost::summarize(report);
+    report.diagnoses = diagnose::diagnose_matched(
+        report,
+        baseline.map(|(b, _)| b),
+        matches.as_deref().unwrap_or_default(),
+    );
 }
 
 #[cfg(test)]

@@ -125,6 +125,7 @@ pub async fn run(
         engine_step_bytes: external.engine_step_bytes,
         baseline: external.baseline,
         baseline_image: external.baseline_image,
+        dockerfile: records.dockerfile.clone(),
     });
     // What the comparison found doubtful (a baseline of another image).
     warnings.extend(

@@ -11,7 +11,7 @@ fn precedence(format: InputFormat) -> u8 {
         InputFormat::Rawjson => 0,
         InputFormat::Dockerbuild => 1,
         InputFormat::Report => 2,
-        InputFormat::Plain => 3,
+        InputFormat::Plain | InputFormat::Tty => 3,
         InputFormat::History | InputFormat::HistoryInspect => 4,
         InputFormat::Metadata | InputFormat::Provenance => 5,
     }
@@ -20,7 +20,9 @@ fn precedence(format: InputFormat) -> u8 {
 /// Whether the format records per-step progress (as opposed to facts about the build).
 fn records_progress(format: InputFormat) -> bool {
     match format {
-        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Dockerbuild => true,
+        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Tty | InputFormat::Dockerbuild => {
+            true
+        }
         InputFormat::Metadata
         | InputFormat::Provenance
         | InputFormat::History
@@ -57,6 +59,14 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
     merged.problems.extend(left_out);
     for p in &provenance {
         apply_provenance(&mut merged, p);
+    }
+    crate::readers::provenance::share_lines_by_position(&mut merged.steps);
+    if let Some(hint) = crate::readers::records::min_provenance_hint(&provenance, &merged) {
+        merged.problems.push(Problem::new(
+            ProblemKind::Input,
+            input_names(&merged),
+            hint.to_string(),
+        ));
     }
     let explained = merged
         .problems

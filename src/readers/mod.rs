@@ -12,12 +12,14 @@
 pub mod detect;
 pub mod dockerbuild;
 pub mod error;
+pub mod line_clean;
 pub mod merge;
 pub mod plain;
 pub mod provenance;
 pub mod rawjson;
 pub mod records;
 pub mod solve_status;
+pub mod tty;
 pub mod vertex_name;
 
 use std::fs::File;
@@ -142,7 +144,14 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(InputFormat, Fra
             build: plain::read_plain(BufReader::with_capacity(READ_BUFFER_BYTES, open()?), &name)?,
             ..Fragment::default()
         },
+        InputFormat::Tty => Fragment {
+            build: tty::read_tty(BufReader::with_capacity(READ_BUFFER_BYTES, open()?), &name)?,
+            ..Fragment::default()
+        },
         InputFormat::Dockerbuild => dockerbuild::read_bundle(path, options.record_ref.as_deref())?,
+        InputFormat::Metadata | InputFormat::Provenance => {
+            records::read_record_file(path, format, options)?
+        }
         json_format => read_json_value(read_json(path)?, json_format, options, &name)?,
     };
     fragment.build.inputs.push(InputFile {
@@ -192,12 +201,17 @@ pub fn read_json_value(
         detail,
     };
     match format {
-        InputFormat::Metadata => {
-            records::read_metadata(&value, options.bake_target.as_deref()).map_err(malformed)
+        InputFormat::Metadata => records::read_metadata(&value, options.bake_target.as_deref())
+            .map_err(|e| malformed(e.to_string())),
+        InputFormat::Provenance => {
+            records::read_provenance(&value).map_err(|e| malformed(e.to_string()))
         }
-        InputFormat::Provenance => records::read_provenance(&value).map_err(malformed),
-        InputFormat::History => records::read_history_record(&value).map_err(malformed),
-        InputFormat::HistoryInspect => records::read_history_inspect(&value).map_err(malformed),
+        InputFormat::History => {
+            records::read_history_record(&value).map_err(|e| malformed(e.to_string()))
+        }
+        InputFormat::HistoryInspect => {
+            records::read_history_inspect(&value).map_err(|e| malformed(e.to_string()))
+        }
         InputFormat::Report => match crate::report::load::from_value(value, path) {
             Ok(report) => Ok(Fragment {
                 build: report.build,
@@ -205,8 +219,11 @@ pub fn read_json_value(
             }),
             Err(e) => Err(malformed(e.detail())),
         },
-        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Dockerbuild => Err(malformed(
-            format!("{} input is not a single JSON record", format.name()),
-        )),
+        InputFormat::Rawjson | InputFormat::Plain | InputFormat::Tty | InputFormat::Dockerbuild => {
+            Err(malformed(format!(
+                "{} input is not a single JSON record",
+                format.name()
+            )))
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! can hide a pattern from the escaping and appear again once dropped.
 
 use crate::model::Transition;
-use crate::render::{bytes, duration, percent, status_label, summary_line, title, why};
+use crate::render::{bytes, cache_time, duration, percent, status_label, summary_line, title, why};
 use crate::report::{Report, Severity};
 
 /// A zero-width space as an entity: it breaks a mention, a reference or an autolink where
@@ -288,6 +288,9 @@ fn details(report: &Report) -> String {
         }
         body.push_str(&line);
         body.push('\n');
+    }
+    if let Some(time) = cache_time(report) {
+        body.push_str(&format!("- cache time: {time}\n"));
     }
     if let Some(c) = &report.comparison {
         body.push_str(&format!("- compared with `{}`", code(&c.baseline_source)));

@@ -8,6 +8,7 @@ pub mod json;
 pub mod markdown;
 pub mod table;
 
+use crate::analysis::causes::{describe_arg_change, describe_base_move};
 use crate::model::{RebuildReason, Step, StepStatus};
 use crate::report::Report;
 
@@ -28,13 +29,53 @@ pub fn status_label(step: &Step) -> String {
 
 pub fn reason_text(reason: &RebuildReason) -> String {
     match reason {
-        RebuildReason::ContextChanged => "build context changed".to_string(),
+        RebuildReason::ContextChanged { files } if files.is_empty() => {
+            "build context changed".to_string()
+        }
+        RebuildReason::ContextChanged { files } => {
+            format!("build context changed: {}", list(files, 3))
+        }
         RebuildReason::UpstreamRebuilt { upstream } => format!("upstream rebuilt: {upstream}"),
         RebuildReason::NoCacheMatch => {
             "no cache match (instruction or inputs changed, or not in the cache)".to_string()
         }
         RebuildReason::CacheImportEmpty => "cache import empty or failed".to_string(),
+        RebuildReason::InstructionChanged { before, .. } => {
+            format!("instruction changed (was: {before})")
+        }
+        RebuildReason::BuildArgChanged { args, .. } => format!(
+            "build argument changed: {}",
+            args.iter()
+                .map(describe_arg_change)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        RebuildReason::BaseImageChanged { before, after } => format!(
+            "base image moved: {}",
+            describe_base_move(before, after).replace('`', "")
+        ),
+        RebuildReason::NewStep => "new step (not in the previous release)".to_string(),
+        RebuildReason::CacheNotDelivered => {
+            "defined as in the previous release; the cache did not deliver it".to_string()
+        }
+        RebuildReason::FirstCacheBuild { cache } => {
+            format!("first build of the cache {cache}: nothing exported to it yet")
+        }
     }
+}
+
+/// `a, b, c and 2 more`.
+fn list(items: &[String], shown: usize) -> String {
+    let mut text = items
+        .iter()
+        .take(shown)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > shown {
+        text.push_str(&format!(" and {} more", items.len() - shown));
+    }
+    text
 }
 
 /// What the step row says under "why": the reason, or the error for failed steps.
@@ -115,6 +156,25 @@ pub fn summary_line(report: &Report) -> String {
         parts.push(format!("{} regressed", c.steps_regressed));
     }
     parts.join(" · ")
+}
+
+/// `import 1.1 s · export 374 ms · the cached steps take 489 ms to build`: what the cache
+/// cost against what it saved, or `None` when the build used no cache.
+pub fn cache_time(report: &Report) -> Option<String> {
+    let s = &report.summary;
+    let mut parts = Vec::new();
+    if let Some(ms) = s.cache_import_ms {
+        parts.push(format!("import {}", duration(ms)));
+    }
+    if let Some(ms) = s.cache_export_ms {
+        parts.push(format!("export {}", duration(ms)));
+    }
+    if let Some(ms) = s.cache_saved_ms
+        && s.steps_cached > 0
+    {
+        parts.push(format!("the cached steps take {} to build", duration(ms)));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 /// `lint.Dockerfile:17`, `line 17`, or nothing: where a build warning points.

@@ -4,7 +4,7 @@
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use crate::render::{bytes, duration, status_label, summary_line, title, why};
+use crate::render::{bytes, cache_time, duration, status_label, summary_line, title, why};
 use crate::report::Report;
 
 const INSTRUCTION_WIDTH: usize = 60;
@@ -81,6 +81,9 @@ pub fn render(report: &Report, width: Option<u16>) -> String {
         }
         out.push_str(&line);
         out.push('\n');
+    }
+    if let Some(time) = cache_time(report) {
+        out.push_str(&format!("cache time    {time}\n"));
     }
     for d in &report.diagnoses {
         let at = d

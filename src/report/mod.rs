@@ -61,6 +61,17 @@ pub struct Summary {
     /// Bytes downloaded from remote caches during the build, where known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_cache_bytes: Option<u64>,
+    /// Time spent importing the cache: resolving the imported cache manifests, and the time
+    /// the steps served from cache spent (pulling their layers). Absent without a cache import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_import_ms: Option<u64>,
+    /// Time spent exporting the cache (`--cache-to`), where the records give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_export_ms: Option<u64>,
+    /// What the cache hits saved: the time the steps served from cache take to build (each
+    /// step's `build_ms`). Present only when known for every cached step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_saved_ms: Option<u64>,
 }
 
 /// What a finding is about: one variant per diagnosis, each found by its own module in
@@ -74,6 +85,9 @@ pub enum DiagnosisKind {
     CacheBustingOrder,
     BuildArgChanged,
     BaseImageChanged,
+    FirstCacheBuild,
+    CacheCostsMore,
+    LayerNotReproducible,
     /// A kind this cachehit does not produce, read from a report another version wrote: kept
     /// as written, so such a report still loads (the schema leaves `kind` open).
     Other(String),
@@ -81,14 +95,17 @@ pub enum DiagnosisKind {
 
 impl DiagnosisKind {
     /// Every kind this cachehit finds, in the order the findings are listed.
-    pub const KNOWN: [DiagnosisKind; 7] = [
+    pub const KNOWN: [DiagnosisKind; 10] = [
         DiagnosisKind::BuildFailed,
         DiagnosisKind::CacheModeMin,
         DiagnosisKind::CacheNotDelivered,
+        DiagnosisKind::FirstCacheBuild,
         DiagnosisKind::CacheImportFailed,
         DiagnosisKind::CacheBustingOrder,
         DiagnosisKind::BuildArgChanged,
         DiagnosisKind::BaseImageChanged,
+        DiagnosisKind::LayerNotReproducible,
+        DiagnosisKind::CacheCostsMore,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -100,6 +117,9 @@ impl DiagnosisKind {
             DiagnosisKind::CacheBustingOrder => "cache-busting-order",
             DiagnosisKind::BuildArgChanged => "build-arg-changed",
             DiagnosisKind::BaseImageChanged => "base-image-changed",
+            DiagnosisKind::FirstCacheBuild => "first-cache-build",
+            DiagnosisKind::CacheCostsMore => "cache-costs-more",
+            DiagnosisKind::LayerNotReproducible => "layer-not-reproducible",
             DiagnosisKind::Other(kind) => kind,
         }
     }

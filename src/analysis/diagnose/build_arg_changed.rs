@@ -1,34 +1,76 @@
-//! `build-arg-changed`: a build argument changed since the previous release, and the first
-//! step it regressed.
+//! `build-arg-changed`: a build argument changed since the previous release and a step that
+//! depends on it was rebuilt (against a previous release built cold too).
 
-use crate::analysis::diagnose::{Evidence, chain_time, first_regressed};
+use crate::analysis::diagnose::{Evidence, chain_len, chains, count, time_text};
+use crate::model::{ArgChange, ArgEvidence, RebuildReason};
 use crate::report::{Diagnosis, DiagnosisKind, Severity};
 
 pub(super) fn find(evidence: &Evidence) -> Option<Diagnosis> {
-    let current = evidence.current;
-    let baseline = evidence.baseline?;
-    let now = &current.build.build.build_args;
-    let before = &baseline.build.build.build_args;
-    let changed: Vec<String> = now
-        .iter()
-        .filter(|(k, v)| before.get(*k).is_some_and(|b| b != *v))
-        .map(|(k, v)| format!("{k} ({} → {v})", before[k]))
-        .collect();
-    if changed.is_empty() {
+    let report = evidence.current;
+    let found = chains(report, |r| {
+        matches!(r, RebuildReason::BuildArgChanged { .. })
+    });
+    let (step, _) = *found.first()?;
+    let Some(RebuildReason::BuildArgChanged {
+        args,
+        evidence: how,
+    }) = &step.rebuild_reason
+    else {
         return None;
-    }
-    let step = first_regressed(current)?;
+    };
+    let total: u64 = found
+        .iter()
+        .map(|(_, ms)| ms)
+        .fold(0, |a, b| a.saturating_add(*b));
+    let rebuilt: usize = found.iter().map(|(s, _)| chain_len(report, s) + 1).sum();
+    let others = found.len() - 1;
+    let unused = *how == ArgEvidence::Environment
+        && !args.iter().any(|a| {
+            a.after
+                .as_deref()
+                .is_some_and(|v| !v.is_empty() && step.instruction.contains(v))
+        });
     Some(Diagnosis {
         kind: DiagnosisKind::BuildArgChanged,
         severity: Severity::Notice,
         message: format!(
-            "Build argument(s) changed since the previous release: {}. `{}` and everything after it were rebuilt.",
-            changed.join(", "),
-            step.name
+            "{} since the previous release, which invalidated `{}` and what follows{}: {} rebuilt, {}.{}",
+            args.iter().map(changed).collect::<Vec<_>>().join(" and "),
+            step.name,
+            if others > 0 {
+                format!(" (and {} that depend on it)", count(others, "other step"))
+            } else {
+                String::new()
+            },
+            count(rebuilt, "step"),
+            time_text(Some(total)),
+            if unused {
+                format!(
+                    " `{}` does not use it: a declared `ARG` is in the environment of every later `RUN` of its stage.",
+                    step.name
+                )
+            } else {
+                String::new()
+            }
         ),
-        fix: "Declare each ARG just before the first step that needs it, so a changed value only invalidates the steps that use it.".into(),
+        fix: if unused {
+            "Declare the `ARG` just before the first step that uses it, so a new value only invalidates that step and those after it.".into()
+        } else {
+            "Expected when the value changes. Declare each `ARG` just before the first step that uses it, so a new value invalidates no step before that one.".into()
+        },
         step: Some(step.name.clone()),
         dockerfile_line: step.dockerfile_line,
-        wasted_ms: Some(chain_time(current, step)),
+        wasted_ms: Some(total),
     })
+}
+
+/// `PROTOC_VERSION changed 25.1 → 26.1` (`unset` for a side where it was not set).
+fn changed(change: &ArgChange) -> String {
+    let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "unset".into());
+    format!(
+        "{} changed {} → {}",
+        change.name,
+        value(&change.before),
+        value(&change.after)
+    )
 }

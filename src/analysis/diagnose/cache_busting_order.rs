@@ -39,7 +39,7 @@ pub(super) fn find(evidence: &Evidence) -> Vec<Diagnosis> {
     for copy in steps.iter().filter(|s| {
         copies_whole_context(s)
             && s.status.did_work()
-            && s.rebuild_reason == Some(RebuildReason::ContextChanged)
+            && matches!(s.rebuild_reason, Some(RebuildReason::ContextChanged { .. }))
     }) {
         // Expensive steps rebuilt only because this copy changed.
         let mut chain: HashSet<&str> = HashSet::from([copy.name.as_str()]);

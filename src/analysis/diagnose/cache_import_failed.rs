@@ -1,7 +1,8 @@
 //! `cache-import-failed`: a cache import failed, but every step was served or explained, so
-//! nothing was rebuilt because of it (when something was, `cache-not-delivered` says so).
+//! nothing was rebuilt because of it (when something was, `cache-not-delivered` or
+//! `first-cache-build` says so).
 
-use crate::analysis::diagnose::{Evidence, first_unexplained_rebuild};
+use crate::analysis::diagnose::{Evidence, is_cache_cause};
 use crate::model::OutcomeStatus;
 use crate::report::{Diagnosis, DiagnosisKind, Severity};
 
@@ -12,7 +13,11 @@ pub(super) fn find(evidence: &Evidence) -> Option<Diagnosis> {
         .cache_imports
         .iter()
         .find(|i| i.status == OutcomeStatus::Failed)?;
-    if first_unexplained_rebuild(evidence).is_some() {
+    if evidence.current.build.steps.iter().any(|s| {
+        s.status.did_work()
+            && !evidence.explained.contains(&s.stage)
+            && s.rebuild_reason.as_ref().is_some_and(is_cache_cause)
+    }) {
         return None;
     }
     Some(Diagnosis {
@@ -55,9 +60,9 @@ mod tests {
         }
     }
 
-    /// No real record has a failed import with every step served (a fresh builder rebuilds
-    /// everything when its import fails): the build is made here, as a warm builder's
-    /// second build would record it.
+    /// A registry that answers "not found" on a warm builder (the Engine's record of a refused
+    /// import with every step served is in `tests/causes_fixtures.rs`): the build is made here,
+    /// as such a builder's second build would record it.
     #[test]
     fn a_failed_import_with_every_step_served_is_a_warning_on_its_own() {
         let report = crate::analysis::analyze(Build {
@@ -83,7 +88,23 @@ mod tests {
 
     #[test]
     fn a_failed_import_that_cost_rebuilds_is_cache_not_delivered_instead() {
+        let refused = CacheImport {
+            error: Some("unexpected status from HEAD request: 401 Unauthorized".into()),
+            ..failed_import()
+        };
         let report = crate::analysis::analyze(Build {
+            steps: vec![
+                step("[1/2] FROM base:1", StepKind::From, StepStatus::Base),
+                step("[2/2] RUN make", StepKind::Run, StepStatus::Rebuilt),
+            ],
+            cache_imports: vec![refused],
+            ..Build::default()
+        });
+        let kinds: Vec<&DiagnosisKind> = report.diagnoses.iter().map(|d| &d.kind).collect();
+        assert_eq!(kinds, [&DiagnosisKind::CacheNotDelivered]);
+        // A cache ref that does not exist yet, on a build with no earlier release: its first
+        // build, a notice.
+        let first = crate::analysis::analyze(Build {
             steps: vec![
                 step("[1/2] FROM base:1", StepKind::From, StepStatus::Base),
                 step("[2/2] RUN make", StepKind::Run, StepStatus::Rebuilt),
@@ -91,7 +112,8 @@ mod tests {
             cache_imports: vec![failed_import()],
             ..Build::default()
         });
-        let kinds: Vec<&DiagnosisKind> = report.diagnoses.iter().map(|d| &d.kind).collect();
-        assert_eq!(kinds, [&DiagnosisKind::CacheNotDelivered]);
+        let kinds: Vec<&DiagnosisKind> = first.diagnoses.iter().map(|d| &d.kind).collect();
+        assert_eq!(kinds, [&DiagnosisKind::FirstCacheBuild]);
+        assert_eq!(first.diagnoses[0].severity, crate::report::Severity::Notice);
     }
 }

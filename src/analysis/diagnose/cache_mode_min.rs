@@ -1,5 +1,9 @@
 //! `cache-mode-min`: final-stage steps came from the cache but no step of an intermediate
 //! stage did, as a cache exported with `mode=min` (the default) behaves.
+//!
+//! No record gives the export's mode (build records keep the cache imports only; the
+//! metadata file, the provenance and the progress do not carry `--cache-to`'s `mode=`), so
+//! this is an inference from what came back from the cache, and says so.
 
 use std::collections::{HashMap, HashSet};
 
@@ -52,22 +56,15 @@ pub(super) fn find(report: &Report, intermediate: &HashSet<Option<String>>) -> O
     if !final_cached || inner_cached {
         return None;
     }
-    let export_mode = report
-        .build
-        .cache_exports
-        .iter()
-        .find_map(|e| e.mode.as_deref())
-        .map(|m| format!(" (this build exports with mode={m})"))
-        .unwrap_or_default();
     Some(Diagnosis {
         kind: DiagnosisKind::CacheModeMin,
         severity: Severity::Warning,
         message: format!(
-            "Steps of the final stage came from the cache but no step of stage `{}` did: `{}` was rebuilt with nothing changed before it. The cache holds only the final stage's layers, as `mode=min` exports (the default, and inline cache){export_mode}.",
+            "Steps of the final stage came from the cache but no step of stage `{}` did: `{}` was rebuilt with nothing changed before it. That is what a cache exported with `mode=min` holds (the default, and the only mode of the inline cache): the final image's layers, not the other stages'. The records do not give the export's mode; this is inferred from what came back from the cache.",
             first.stage.as_deref().unwrap_or("?"),
             first.name
         ),
-        fix: "Export every stage's layers: `--cache-to type=registry,ref=REGISTRY/IMAGE:buildcache,mode=max` (or `mode=max` on your gha/local cache).".into(),
+        fix: "If the cache is exported with `mode=min` (or no `mode`), export every stage's layers: `--cache-to type=registry,ref=REGISTRY/IMAGE:buildcache,mode=max` (or `mode=max` on your gha/local cache).".into(),
         step: Some(first.name.clone()),
         dockerfile_line: first.dockerfile_line,
         wasted_ms: Some(total_ms(inner.iter().filter(|s| s.status.did_work()).copied())),

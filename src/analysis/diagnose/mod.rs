@@ -9,12 +9,16 @@ mod base_image_changed;
 mod build_arg_changed;
 mod build_failed;
 mod cache_busting_order;
+mod cache_costs_more;
 mod cache_import_failed;
 mod cache_mode_min;
 mod cache_not_delivered;
+mod first_cache_build;
+mod layer_not_reproducible;
 
 use std::collections::HashSet;
 
+use crate::analysis::matching::{MatchKind, match_steps};
 use crate::model::{RebuildReason, Step};
 use crate::report::{Diagnosis, Report};
 
@@ -22,15 +26,30 @@ use crate::report::{Diagnosis, Report};
 pub struct Evidence<'a> {
     pub current: &'a Report,
     pub baseline: Option<&'a Report>,
+    /// Each current step's match in the baseline (`matching::match_steps`), with a baseline.
+    pub matches: &'a [Option<(usize, MatchKind)>],
     /// Stages whose rebuilds a finding already explains (intermediate stages under mode=min).
     pub explained: &'a HashSet<Option<String>>,
 }
 
 pub fn diagnose(current: &Report, baseline: Option<&Report>) -> Vec<Diagnosis> {
+    let matches = baseline
+        .map(|b| match_steps(&current.build.steps, &b.build.steps))
+        .unwrap_or_default();
+    diagnose_matched(current, baseline, &matches)
+}
+
+/// [`diagnose`] with the steps already matched with the baseline's.
+pub fn diagnose_matched(
+    current: &Report,
+    baseline: Option<&Report>,
+    matches: &[Option<(usize, MatchKind)>],
+) -> Vec<Diagnosis> {
     let no_stage = HashSet::new();
     let mut evidence = Evidence {
         current,
         baseline,
+        matches,
         explained: &no_stage,
     };
     let mut found = Vec::new();
@@ -43,21 +62,56 @@ pub fn diagnose(current: &Report, baseline: Option<&Report>) -> Vec<Diagnosis> {
     }
     found.extend(mode_min);
     found.extend(cache_not_delivered::find(&evidence));
+    found.extend(first_cache_build::find(&evidence));
     found.extend(cache_import_failed::find(&evidence));
     found.extend(cache_busting_order::find(&evidence));
     found.extend(build_arg_changed::find(&evidence));
     found.extend(base_image_changed::find(&evidence));
+    found.extend(layer_not_reproducible::find(&evidence));
+    found.extend(cache_costs_more::find(&evidence));
     found
 }
 
-/// Steps that did work although no change of theirs explains it: first in their chain and
-/// not reading the build context.
+/// Steps that did work although no change the records show explains it: first in their
+/// chain, and either defined as in the previous release or not known to have changed.
 fn first_in_chain_without_cause(step: &Step) -> bool {
-    step.status.did_work()
-        && matches!(
-            step.rebuild_reason,
-            Some(RebuildReason::NoCacheMatch | RebuildReason::CacheImportEmpty)
-        )
+    step.status.did_work() && step.rebuild_reason.as_ref().is_some_and(is_cache_cause)
+}
+
+/// The causes that blame the cache rather than a change.
+fn is_cache_cause(reason: &RebuildReason) -> bool {
+    matches!(
+        reason,
+        RebuildReason::NoCacheMatch
+            | RebuildReason::CacheImportEmpty
+            | RebuildReason::CacheNotDelivered
+            | RebuildReason::FirstCacheBuild { .. }
+    )
+}
+
+/// The steps whose primary cause `is` picks, in step order, each with the time of its chain
+/// (itself and what was rebuilt only because of it).
+fn chains(report: &Report, is: impl Fn(&RebuildReason) -> bool) -> Vec<(&Step, u64)> {
+    report
+        .build
+        .steps
+        .iter()
+        .filter(|s| s.status.did_work() && s.rebuild_reason.as_ref().is_some_and(&is))
+        .map(|s| (s, chain_time(report, s)))
+        .collect()
+}
+
+/// Steps rebuilt only because of `from`, transitively (not counting it).
+fn chain_len(report: &Report, from: &Step) -> usize {
+    let mut names: HashSet<&str> = HashSet::from([from.name.as_str()]);
+    for step in &report.build.steps {
+        if let Some(RebuildReason::UpstreamRebuilt { upstream }) = &step.rebuild_reason
+            && names.contains(upstream.as_str())
+        {
+            names.insert(step.name.as_str());
+        }
+    }
+    names.len() - 1
 }
 
 /// Summed step durations; they come from the records, so the sum saturates.
@@ -82,19 +136,17 @@ fn chain_time(report: &Report, from: &Step) -> u64 {
     total
 }
 
-/// The first step that did work for no reason of its own, outside the explained stages.
-fn first_unexplained_rebuild<'a>(evidence: &Evidence<'a>) -> Option<&'a Step> {
-    evidence
-        .current
-        .build
-        .steps
-        .iter()
-        .filter(|s| !evidence.explained.contains(&s.stage))
-        .find(|s| first_in_chain_without_cause(s))
+/// `1 step`, `3 steps`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
-fn first_regressed(report: &Report) -> Option<&Step> {
-    report.build.steps.iter().find(|s| {
-        s.transition == Some(crate::model::Transition::Regressed) && first_in_chain_without_cause(s)
-    })
+/// `1.2 s`, or `time unknown`.
+fn time_text(ms: Option<u64>) -> String {
+    ms.map(crate::report::format_duration)
+        .unwrap_or_else(|| "time unknown".into())
 }
