@@ -256,6 +256,128 @@ fn bake_reports_every_target_with_a_section_each() {
     assert!(job.temp_is_clean());
 }
 
+/// The outputs' names in the order they were written.
+fn output_order(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut lines = text.lines();
+    while let Some(head) = lines.next() {
+        let (name, delim) = head.split_once("<<").expect("multi-line output form");
+        names.push(name.to_string());
+        for line in lines.by_ref() {
+            if line == delim {
+                break;
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_target_s_outputs_are_written_before_the_comment_and_its_url_last() {
+    let server = GitHubServer::start(TOKEN);
+    let job = bake_job();
+    server.watch_on_comment(&job.path("output"));
+    let metadata = read(&format!("{BAKE}/v2.metadata.json"));
+    let run = job.run(
+        &server,
+        5000,
+        &[
+            ("metadata", &metadata),
+            ("build-record", "api.dockerbuild\nworker.dockerbuild"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.log());
+    // When the comment was written, every other output of both targets already was.
+    let seen = server.watched_at_comment();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let before = parse_outputs(&seen[0]);
+    assert!(!before.contains_key("comment-url"), "{before:?}");
+    for name in [
+        "cache-hit-ratio",
+        "steps-cached",
+        "steps-total",
+        "rebuilt-steps",
+        "pull-bytes",
+        "report-path",
+        "reports",
+    ] {
+        assert_eq!(before.get(name), run.outputs.get(name), "{name}");
+    }
+    let each: serde_json::Value = serde_json::from_str(&before["reports"]).unwrap();
+    assert_eq!(each["api"]["report-path"], "cachehit-report-api.json");
+    assert_eq!(each["worker"]["report-path"], "cachehit-report-worker.json");
+    let written = std::fs::read_to_string(job.path("output")).unwrap();
+    assert_eq!(
+        output_order(&written).last().map(String::as_str),
+        Some("comment-url")
+    );
+    let comment = &server.comments()[0];
+    assert_eq!(
+        run.outputs["comment-url"],
+        format!("https://github.com/o/r/pull/9#issuecomment-{}", comment.id)
+    );
+}
+
+#[test]
+fn each_target_s_report_outside_the_workspace_or_through_a_link_is_refused() {
+    let server = GitHubServer::start(TOKEN);
+    let job = bake_job();
+    let metadata = read(&format!("{BAKE}/v2.metadata.json"));
+    let inputs = |report_path: &'static str| {
+        vec![
+            ("metadata", metadata.clone()),
+            (
+                "build-record",
+                "api.dockerbuild\nworker.dockerbuild".to_string(),
+            ),
+            ("report-path", report_path.to_string()),
+        ]
+    };
+    let run_with = |inputs: &[(&str, String)]| {
+        let inputs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        job.run(&server, 5000, &inputs)
+    };
+    let outside = job.workspace.path().parent().unwrap().to_path_buf();
+    let run = run_with(&inputs("../elsewhere.json"));
+    assert_eq!(run.code, Some(0), "{}", run.log());
+    let refused: Vec<&str> = run
+        .warnings()
+        .into_iter()
+        .filter(|w| w.contains("is outside the workspace"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    for target in ["api", "worker"] {
+        assert!(
+            refused
+                .iter()
+                .any(|w| w.contains(&format!("elsewhere-{target}.json"))),
+            "{refused:?}"
+        );
+        assert!(!outside.join(format!("elsewhere-{target}.json")).exists());
+    }
+    assert_eq!(run.outputs["report-path"], "");
+    let each: serde_json::Value = serde_json::from_str(&run.outputs["reports"]).unwrap();
+    assert_eq!(each["api"]["report-path"], serde_json::Value::Null);
+    assert_eq!(each["worker"]["report-path"], serde_json::Value::Null);
+    assert!(!run.outputs["steps-total"].is_empty());
+    assert_eq!(run.summary.matches("## bake target").count(), 2);
+    assert_eq!(server.comments().len(), 1);
+
+    // A folder on the way that is a link out of the workspace: refused for each target.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), job.path("reports")).unwrap();
+    let run = run_with(&inputs("reports/r.json"));
+    assert_eq!(run.code, Some(0), "{}", run.log());
+    let refused = run
+        .warnings()
+        .into_iter()
+        .filter(|w| w.contains("the report is not written to") && w.contains("is a symbolic link"))
+        .count();
+    assert_eq!(refused, 2, "{:?}", run.warnings());
+    assert_eq!(run.outputs["report-path"], "");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+}
+
 #[test]
 fn the_target_input_reports_that_target_alone() {
     let server = GitHubServer::start(TOKEN);

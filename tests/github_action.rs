@@ -489,28 +489,39 @@ fn the_report_is_written_in_the_workspace_and_its_output_path_is_relative() {
         run.stdout
     );
 
-    // Outside the workspace: written, given as is, with a warning that later steps of a
-    // Docker action cannot see it.
-    let outside = ws.temp.path().join("elsewhere.json");
-    let run = ws.run(
-        &server,
-        &[
-            ("comment", "off"),
-            ("report-path", outside.to_str().unwrap()),
-        ],
-    );
-    assert_eq!(run.code, Some(0));
-    assert_eq!(run.outputs["report-path"], outside.to_str().unwrap());
-    assert!(outside.is_file());
-    assert!(
-        run.stdout
-            .lines()
-            .any(|l| l.starts_with("::warning title=cachehit::report-path ")
-                && l.contains("is outside the workspace")
-                && l.contains("actions/upload-artifact cannot find the report")),
-        "{}",
-        run.stdout
-    );
+    // Outside the workspace (absolute, or through `..`): not written, with a warning; the
+    // summary and the other outputs are.
+    for path in [
+        ws.temp.path().join("elsewhere.json"),
+        PathBuf::from("reports/../../elsewhere.json"),
+    ] {
+        let run = ws.run(
+            &server,
+            &[("comment", "off"), ("report-path", path.to_str().unwrap())],
+        );
+        assert_eq!(run.code, Some(0));
+        assert_eq!(run.outputs["report-path"], "");
+        assert_eq!(run.outputs["steps-cached"], "3");
+        assert!(run.summary.contains("steps cached"));
+        assert!(!ws.temp.path().join("elsewhere.json").exists());
+        assert!(
+            !ws.dir
+                .path()
+                .parent()
+                .unwrap()
+                .join("elsewhere.json")
+                .exists()
+        );
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("::warning title=cachehit::report-path ")
+                    && l.contains("is outside the workspace")
+                    && l.contains("the report is not written there")),
+            "{}",
+            run.stdout
+        );
+    }
 }
 
 #[test]

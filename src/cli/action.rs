@@ -8,6 +8,10 @@
 //! section each in the comment and the summary; `target` picks one), or the build-record
 //! artifacts of a run (`build-record: artifact`, and on `workflow_run` events by default:
 //! the run that triggered the job). How the builds are found is in [`units`].
+//!
+//! Nothing GitHub does can hold the rest: the comment's look-up runs while the reports are
+//! made, every report file, annotation, summary section and output but `comment-url` is
+//! written before the comment is posted, and `comment-url` last.
 
 mod units;
 
@@ -18,7 +22,7 @@ use std::time::Duration;
 
 use crate::analysis::gates::{GateSyntaxError, parse_gates};
 use crate::analysis::gha_cache::GhaRun;
-use crate::github::api::{GitHub, RetryPolicy};
+use crate::github::api::{Deadlines, GitHub, RetryPolicy};
 use crate::github::baseline::{AutoQuery, report_file_name};
 use crate::github::records::{RecordRun, pull_request_of_run};
 use crate::github::runner::{Runner, pull_request_number, triggering_run_id};
@@ -31,7 +35,7 @@ use crate::render::github::Section;
 use crate::sinks::outputs::Reported;
 use crate::sinks::pr_comment::{self, CommentMode};
 use crate::sinks::workflow_log::{self, error, warning};
-use crate::sinks::{job_summary, outputs, report_file};
+use crate::sinks::{SinkError, job_summary, outputs, report_file};
 use crate::sources::git::ContextLocation;
 use units::{RecordSource, Unit};
 
@@ -42,9 +46,19 @@ pub fn run(_args: ActionArgs) -> anyhow::Result<ExitCode> {
     run_with(&Runner::from_env())
 }
 
-/// The action in `runner`'s environment, on the process's one runtime.
+/// The action in `runner`'s environment, on the process's one runtime. Should cachehit
+/// itself fail (a bug), the step still gets a summary saying so.
 pub fn run_with(runner: &Runner) -> anyhow::Result<ExitCode> {
-    crate::cli::runtime()?.block_on(run_action(runner))
+    let runtime = crate::cli::runtime()?;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(run_action(runner))
+    })) {
+        Ok(result) => result,
+        Err(_) => Ok(no_report(
+            runner,
+            "cachehit stopped on an internal error; please report it with this log",
+        )),
+    }
 }
 
 /// Every input of action.yml, read once before any work (the names are action.yml's). The
@@ -131,30 +145,48 @@ struct ActionSettings {
 
 async fn run_action(runner: &Runner) -> anyhow::Result<ExitCode> {
     let inputs = ActionInputs::read(runner);
-    let token = inputs
+    // Before anything else is printed: the runner hides it from every later log line.
+    let given = inputs
         .github_token
         .clone()
         .or_else(|| runner.var("GITHUB_TOKEN"));
-    if let Some(token) = &token {
-        // Before anything else is printed: the runner hides it from every later log line.
-        workflow_log::mask(token);
-    }
+    let (token, token_usable) = match given.as_deref().map(usable_token) {
+        Some(Some(token)) => (Some(token), true),
+        // A token that cannot be one: nothing is asked of GitHub at all.
+        Some(None) => (None, false),
+        None => (None, true),
+    };
     // Configuration errors fail the step: a misconfigured step must not pass unnoticed.
     let settings = match resolve(runner, inputs, token) {
         Ok(settings) => settings,
         Err(e) => return Ok(no_report(runner, &e.to_string())),
     };
-    let github = github_client(runner, settings.token.as_deref());
-    let units = match units::build(runner, &settings, github.as_ref()).await {
-        Ok(units) => units,
-        Err(e) => return Ok(no_report(runner, &e)),
+    let github = token_usable
+        .then(|| github_client(runner, settings.token.as_deref()))
+        .flatten();
+    // The comment's look-up (which pull request, whose comments, which exist) goes on while
+    // the reports are made.
+    let look_up = async {
+        let issue = match settings.comment {
+            CommentMode::Off => None,
+            _ => pull_request(github.as_ref(), &settings.event).await,
+        };
+        pr_comment::look_up(github.as_ref(), issue, settings.comment, &settings.key).await
     };
-    let mut done = Vec::with_capacity(units.len());
-    for unit in units {
-        let outcome = pipeline::run(&unit.settings, github.as_ref()).await;
-        done.push((unit, outcome));
+    let reports = async {
+        let units = units::build(runner, &settings, github.as_ref()).await?;
+        let mut done = Vec::with_capacity(units.len());
+        for unit in units {
+            let outcome = pipeline::run(&unit.settings, github.as_ref()).await;
+            done.push((unit, outcome));
+        }
+        Ok::<_, String>(done)
+    };
+    let (lookup, done) = tokio::join!(look_up, reports);
+    match done {
+        Ok(done) => Ok(write_sinks(runner, &settings, github.as_ref(), lookup, &done).await),
+        Err(e) => Ok(no_report(runner, &e)),
     }
-    Ok(write_sinks(runner, &settings, github.as_ref(), &done).await)
 }
 
 /// The step fails with `message`, and the job summary says there is no report.
@@ -164,6 +196,28 @@ fn no_report(runner: &Runner, message: &str) -> ExitCode {
         let _ = job_summary::write_no_report(&file, message);
     }
     ExitCode::from(2)
+}
+
+/// The token when it can be one: a single word of visible ASCII, as GitHub's tokens are. It
+/// is masked first, and anything else is masked piece by piece (so no part of it is ever
+/// printed) and not used: the run goes on without GitHub, with a warning.
+fn usable_token(token: &str) -> Option<String> {
+    if token.chars().all(|c| c.is_ascii_graphic()) {
+        workflow_log::mask(token);
+        return Some(token.to_string());
+    }
+    for piece in token.split(|c: char| !c.is_ascii_graphic()) {
+        if !piece.is_empty() {
+            workflow_log::mask(piece);
+        }
+    }
+    warning(
+        "input `github-token` (or GITHUB_TOKEN) is not a token: it holds a line break, a space \
+         or another character no token has; it is not used, so there is no baseline search, \
+         no build-record artifact and no pull-request comment. Pass the secret alone, e.g. \
+         `${{ secrets.GITHUB_TOKEN }}`",
+    );
+    None
 }
 
 fn resolve(
@@ -219,9 +273,13 @@ fn resolve(
     let images = ImageSources {
         current: inputs.image,
         registry: RegistryAccess {
-            // The job's token opens the repository's packages on ghcr.io, nothing else.
+            // The job's token opens the repository's packages in this GitHub's own container
+            // registry, nothing else: every build's images are read with this policy.
             credentials: match &token {
-                Some(token) => CredentialPolicy::GitHubToken(token.clone()),
+                Some(token) => CredentialPolicy::GitHubToken {
+                    token: token.clone(),
+                    registry: container_registry(runner),
+                },
                 None => CredentialPolicy::Anonymous,
             },
             ..RegistryAccess::default()
@@ -332,6 +390,26 @@ fn record_source(
     Ok(RecordSource::Artifacts { run, metadata })
 }
 
+/// The container registry of the GitHub the run is on: ghcr.io for github.com, and
+/// `containers.HOST` for GitHub Enterprise Server (and GHE.com) at `GITHUB_SERVER_URL`.
+fn container_registry(runner: &Runner) -> String {
+    let server = runner
+        .var("GITHUB_SERVER_URL")
+        .unwrap_or_else(|| "https://github.com".into());
+    let host = server
+        .split_once("://")
+        .map_or(server.as_str(), |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if host.is_empty() || host == "github.com" {
+        "ghcr.io".into()
+    } else {
+        format!("containers.{host}")
+    }
+}
+
 /// The REST client, when the run names its repository. GitHub problems never fail the step:
 /// without a client the report comes out without what needs GitHub.
 fn github_client(runner: &Runner, token: Option<&str>) -> Option<GitHub> {
@@ -343,7 +421,7 @@ fn github_client(runner: &Runner, token: Option<&str>) -> Option<GitHub> {
         &repo,
         retry_policy(runner),
     ) {
-        Ok(github) => Some(github),
+        Ok(github) => Some(github.with_deadlines(deadlines(runner))),
         Err(e) => {
             warning(&e.to_string());
             None
@@ -400,13 +478,16 @@ fn say_once<'a>(per_unit: impl IntoIterator<Item = (Option<&'a str>, Vec<String>
     }
 }
 
-/// Writes every outcome everywhere it goes. A file that cannot be written is reported and
-/// the others are still written: the report file must survive a broken summary or output
-/// file, and the outputs must still point at it.
+/// Writes every outcome everywhere it goes: first what needs no server (each build's report
+/// file, the annotations, the job summary, every output but `comment-url`), then the
+/// pull-request comment, then its URL. A file that cannot be written is reported and the
+/// others are still written: the report file must survive a broken summary or output file,
+/// and the outputs must still point at it.
 async fn write_sinks(
     runner: &Runner,
     settings: &ActionSettings,
     github: Option<&GitHub>,
+    lookup: pr_comment::Lookup,
     done: &[(Unit, Result<Outcome, pipeline::Failure>)],
 ) -> ExitCode {
     let mut failures: Vec<String> = Vec::new();
@@ -434,26 +515,10 @@ async fn write_sinks(
         );
         (unit.label.as_deref(), messages)
     }));
-    for (unit, _) in &reported {
-        let location = &unit.location;
-        if location.outside_workspace {
-            warning(&format!(
-                "report-path {} is outside the workspace ({}): only the workspace is shared between \
-                 the action's container and the steps after it, so actions/upload-artifact cannot \
-                 find the report there; use a path inside the workspace",
-                location.path.display(),
-                runner.workspace().display()
-            ));
-        }
-    }
-    let mut written: Vec<bool> = Vec::new();
-    for (unit, outcome) in &reported {
-        let result = report_file::write(&unit.location.path, &outcome.report);
-        if let Err(e) = &result {
-            failures.push(e.to_string());
-        }
-        written.push(result.is_ok());
-    }
+    let written: Vec<bool> = reported
+        .iter()
+        .map(|(unit, outcome)| write_report(runner, &unit.location, &outcome.report, &mut failures))
+        .collect();
     let reports: Vec<&crate::report::Report> = reported.iter().map(|(_, o)| &o.report).collect();
     workflow_log::annotate_all(&reports, &settings.dockerfile);
     let several = reported.len() > 1;
@@ -478,18 +543,8 @@ async fn write_sinks(
             }
         }
     }
-    let issue = pull_request(github, &settings.event).await;
-    let comment_url = if sections.is_empty() {
-        None
-    } else {
-        let comment = pr_comment::Comment {
-            mode: settings.comment,
-            key: &settings.key,
-            sections: &sections,
-        };
-        pr_comment::post(github, issue, &comment).await
-    };
-    if let Some(file) = runner.output_file() {
+    let output_file = runner.output_file();
+    if let Some(file) = &output_file {
         let each: Vec<Reported> = reported
             .iter()
             .zip(&written)
@@ -499,9 +554,24 @@ async fn write_sinks(
                 report_path: ok.then_some(unit.location.output.as_str()),
             })
             .collect();
-        if let Err(e) = outputs::write_all(&file, &each, comment_url.as_deref()) {
+        if let Err(e) = outputs::write_all(file, &each) {
             failures.push(e.to_string());
         }
+    }
+    let comment_url = if sections.is_empty() {
+        None
+    } else {
+        let comment = pr_comment::Comment {
+            mode: settings.comment,
+            key: &settings.key,
+            sections: &sections,
+        };
+        pr_comment::post(github, lookup, &comment).await
+    };
+    if let Some(file) = &output_file
+        && let Err(e) = outputs::write_comment_url(file, comment_url.as_deref())
+    {
+        failures.push(e.to_string());
     }
     let kept: Vec<String> = reported
         .iter()
@@ -541,6 +611,39 @@ async fn write_sinks(
     }
 }
 
+/// A build's report file, inside the workspace only: a path outside it, or through a
+/// symbolic link, is refused with a warning (a pull request controls what the workspace
+/// holds). A file that cannot be written is a failure. Whether it was written.
+fn write_report(
+    runner: &Runner,
+    location: &ReportLocation,
+    report: &crate::report::Report,
+    failures: &mut Vec<String>,
+) -> bool {
+    let Some(relative) = &location.relative else {
+        warning(&format!(
+            "report-path {} is outside the workspace ({}); the report is not written there: \
+             only the workspace is shared between the action's container and the steps after \
+             it (actions/upload-artifact could not find it), and cachehit writes nowhere else; \
+             use a path inside the workspace",
+            location.path.display(),
+            runner.workspace().display()
+        ));
+        return false;
+    };
+    match report_file::write_inside(&normalize(&runner.workspace()), relative, report) {
+        Ok(()) => true,
+        Err(e @ SinkError::Refused { .. }) => {
+            warning(&e.to_string());
+            false
+        }
+        Err(e) => {
+            failures.push(e.to_string());
+            false
+        }
+    }
+}
+
 /// The `comment` input: `on`, `off`, `on-regression`, or a YAML boolean.
 fn comment_mode(value: Option<&str>) -> CommentMode {
     let Some(value) = value else {
@@ -563,11 +666,13 @@ fn comment_mode(value: Option<&str>) -> CommentMode {
 /// Where the report goes, and the path the `report-path` output gives for it.
 pub(crate) struct ReportLocation {
     pub(crate) path: PathBuf,
+    /// Inside the workspace: the path relative to it. `None` outside, where nothing is
+    /// written.
+    pub(crate) relative: Option<PathBuf>,
     /// Relative to the workspace when inside it: the action runs in a container whose
     /// workspace is mounted elsewhere than on the host, and the steps after it start in the
     /// workspace, so only a relative path means the same file to both.
     pub(crate) output: String,
-    pub(crate) outside_workspace: bool,
 }
 
 /// The `report-path` input (relative paths are in the workspace), else the report file name
@@ -598,13 +703,13 @@ pub(crate) fn report_location(
     match path.strip_prefix(&workspace) {
         Ok(relative) if !relative.as_os_str().is_empty() => ReportLocation {
             output: relative.to_string_lossy().into_owned(),
+            relative: Some(relative.to_path_buf()),
             path,
-            outside_workspace: false,
         },
         _ => ReportLocation {
             output: path.to_string_lossy().into_owned(),
+            relative: None,
             path,
-            outside_workspace: true,
         },
     }
 }
@@ -641,6 +746,21 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Tests shrink the deadlines with `CACHEHIT_GITHUB_REQUEST_MS` and `CACHEHIT_GITHUB_BUDGET_MS`.
+fn deadlines(runner: &Runner) -> Deadlines {
+    let millis = |name: &str| {
+        runner
+            .var(name)
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    };
+    let default = Deadlines::default();
+    Deadlines {
+        request: millis("CACHEHIT_GITHUB_REQUEST_MS").unwrap_or(default.request),
+        phase: millis("CACHEHIT_GITHUB_BUDGET_MS").unwrap_or(default.phase),
+    }
+}
+
 /// Tests shrink the waits with `CACHEHIT_RETRY_BASE_MS`.
 fn retry_policy(runner: &Runner) -> RetryPolicy {
     let mut policy = RetryPolicy::default();
@@ -652,4 +772,51 @@ fn retry_policy(runner: &Runner) -> RetryPolicy {
         policy.max_wait = Duration::from_millis(ms * 8);
     }
     policy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(vars: &[(&str, &str)]) -> Runner {
+        Runner::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn the_token_goes_only_to_this_github_s_own_container_registry() {
+        let policy = |server: Option<&str>| {
+            let vars: Vec<(&str, &str)> = server
+                .map(|s| ("GITHUB_SERVER_URL", s))
+                .into_iter()
+                .collect();
+            CredentialPolicy::GitHubToken {
+                token: "ghs_x".into(),
+                registry: container_registry(&runner(&vars)),
+            }
+        };
+        let github_com = policy(Some("https://github.com"));
+        assert!(github_com.for_registry("ghcr.io").is_some());
+        assert!(github_com.for_registry("GHCR.IO").is_some());
+        assert!(github_com.for_registry("docker.io").is_none());
+        assert!(
+            github_com
+                .for_registry("ghcr.io.attacker.example")
+                .is_none()
+        );
+        assert!(policy(None).for_registry("ghcr.io").is_some());
+        // GitHub Enterprise Server: its own registry, never ghcr.io.
+        let ghes = policy(Some("https://ghes.example.com/"));
+        assert!(ghes.for_registry("ghcr.io").is_none());
+        assert!(ghes.for_registry("containers.ghes.example.com").is_some());
+        assert!(ghes.for_registry("ghes.example.com").is_none());
+        let with_port = policy(Some("https://ghes.example.com:8443"));
+        assert!(
+            with_port
+                .for_registry("containers.ghes.example.com")
+                .is_some()
+        );
+        let credentials = ghes.for_registry("containers.ghes.example.com").unwrap();
+        assert_eq!(credentials.password, "ghs_x");
+        assert!(!format!("{ghes:?}").contains("ghs_x"));
+    }
 }

@@ -100,6 +100,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         None if to_terminal => table(&audited, args.output.as_deref()),
         _ => markdown.clone(),
     };
+    // Report text (labels, step names, findings) printed where a runner may read it.
+    let text = crate::render::inert::lines(&text);
     terminal::write_text("audit", &text, args.output.as_deref())?;
     if args.summary {
         match std::env::var_os("GITHUB_STEP_SUMMARY") {

@@ -6,11 +6,21 @@
 //! handled here, as GitHub documents them: a request is never repeated before the
 //! `retry-after` or `x-ratelimit-reset` it was given, a secondary rate limit without headers
 //! waits at least a minute, and when the wait GitHub asks for is longer than the policy allows
-//! the call stops at once with [`ApiErrorKind::RateLimited`]. 5xx answers and transport errors are
-//! retried a bounded number of times with backoff; everything else is returned to the caller
-//! as a typed error.
+//! the call stops at once with [`ApiErrorKind::RateLimited`]. 5xx answers are retried a bounded
+//! number of times with backoff; everything else is returned to the caller as a typed error.
+//!
+//! No server can hold the run: every request, its answer's body included, has a deadline
+//! ([`Deadlines::request`]), and all calls of one client together have a budget
+//! ([`Deadlines::phase`]). A server that does not answer in time, or refuses the connection
+//! twice, is not called again by this client ([`ApiErrorKind::Skipped`]). Answers are read up
+//! to a size ([`MAX_ANSWER_BYTES`], [`MAX_DOWNLOAD_BYTES`]), into one buffer.
+//!
+//! Every call goes through [`GitHub::send`] (or [`GitHub::send_accepting`]), so a new endpoint
+//! gets the same deadlines, limits and rate-limit handling.
 
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
@@ -20,8 +30,9 @@ use serde_json::Value;
 use crate::analysis::gha_cache::{CacheEntry, CacheListing};
 use crate::github::actions_cache::{ActionsCacheApi, CacheUsage};
 use crate::github::baseline::{ArtifactInfo, BaselineApi, ReleaseAsset, ReleaseInfo, RunInfo};
+use crate::github::error::seconds;
 pub use crate::github::error::{ApiError, ApiErrorKind};
-use crate::github::records::{PullInfo, RecordApi};
+use crate::github::records::{MAX_RECORD_BYTES, PullInfo, RecordApi};
 
 /// How hard to retry; tests shrink the waits.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +54,35 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How long GitHub may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// One request: connecting, sending, and reading the whole answer.
+    pub request: Duration,
+    /// Every call of this client together, from its first request: in the action, the
+    /// baseline search and the pull-request comment.
+    pub phase: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            request: Duration::from_secs(20),
+            phase: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The largest API answer read (a page of 100 releases with long notes is a few MB).
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+/// The largest download read (an artifact zip, a release asset): a report is far smaller.
+pub const MAX_DOWNLOAD_BYTES: usize = 32 * 1024 * 1024;
+/// Pages of one listing followed at most (100 items each).
+pub const MAX_PAGES: usize = 100;
+/// Attempts for a request whose connection fails (refused, reset): a second chance for a
+/// blip, no more; a timeout is not retried at all.
+const CONNECTION_ATTEMPTS: u32 = 2;
+
 /// GitHub: after a secondary rate limit without `retry-after`, "wait for at least one minute
 /// before retrying", and exponentially longer if it persists.
 const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
@@ -53,6 +93,11 @@ pub struct GitHub {
     owner: String,
     repo: String,
     retry: RetryPolicy,
+    deadlines: Deadlines,
+    /// When the first request went out: the phase budget counts from there.
+    started: OnceLock<Instant>,
+    /// Origins (`https://host:port`) that failed to answer, and how: never called again.
+    unreachable: Mutex<HashMap<String, String>>,
 }
 
 pub struct Response {
@@ -62,8 +107,9 @@ pub struct Response {
 }
 
 impl Response {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    /// The answer as JSON; a body that is not JSON is [`ApiErrorKind::Malformed`].
+    fn json(&self, what: &str) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| malformed(what, format!("not JSON ({e})")))
     }
 
     fn header(&self, name: &str) -> Option<String> {
@@ -75,17 +121,25 @@ impl Response {
 
     /// GitHub's `message`, or the start of the body.
     fn message(&self) -> String {
-        self.json()
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        serde_json::from_slice::<Value>(&self.body)
+            .ok()
+            .and_then(|json| json.get("message")?.as_str().map(str::to_string))
             .unwrap_or_else(|| {
-                String::from_utf8_lossy(&self.body)
+                String::from_utf8_lossy(&self.body[..self.body.len().min(800)])
                     .chars()
                     .take(200)
                     .collect()
             })
     }
+}
+
+fn malformed(what: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::new(
+        what,
+        ApiErrorKind::Malformed {
+            detail: detail.into(),
+        },
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -110,6 +164,14 @@ struct Wait {
     why: String,
 }
 
+/// Why one attempt brought no answer.
+enum NoAnswer {
+    /// No connection, or it broke: worth one more attempt.
+    Connection(String),
+    /// The answer is larger than the call reads.
+    TooLarge(usize),
+}
+
 impl GitHub {
     pub fn new(
         api_url: &str,
@@ -122,10 +184,15 @@ impl GitHub {
         let mut builder = Octocrab::builder()
             .base_uri(api_url)
             .map_err(|e| transport(format!("bad API URL {api_url}: {e}")))?
-            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)));
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None);
         if let Some(token) = token {
+            // A header value must be one line of visible characters; the front-end checks
+            // the token before, this keeps the client from ever panicking on one.
+            if HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+                return Err(transport(
+                    "the token is not one line of visible characters".into(),
+                ));
+            }
             builder = builder.personal_token(token.to_string());
         }
         let client = builder.build().map_err(|e| transport(e.to_string()))?;
@@ -135,13 +202,24 @@ impl GitHub {
             owner: owner.to_string(),
             repo: repo.to_string(),
             retry,
+            deadlines: Deadlines::default(),
+            started: OnceLock::new(),
+            unreachable: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The same client with other deadlines.
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
+        self
     }
 
     fn repo_url(&self, path: &str) -> String {
         format!("{}/repos/{}/{}{path}", self.api, self.owner, self.repo)
     }
 
+    /// One call with the JSON media type: deadlines, retries, rate limits, the answer read
+    /// up to [`MAX_ANSWER_BYTES`].
     async fn send(
         &self,
         method: Method,
@@ -149,20 +227,61 @@ impl GitHub {
         body: Option<&Value>,
         what: &str,
     ) -> Result<Response, ApiError> {
-        self.send_accepting(method, url, body, JSON_MEDIA_TYPE, what)
+        self.send_accepting(method, url, body, JSON_MEDIA_TYPE, MAX_ANSWER_BYTES, what)
             .await
     }
 
-    /// One request once: the client's own authorization, `Accept` as asked. Fails only when
-    /// there is no answer (the kind is always [`ApiErrorKind::Transport`]).
+    /// The time left of the phase budget.
+    fn time_left(&self) -> Duration {
+        let started = *self.started.get_or_init(Instant::now);
+        self.deadlines.phase.saturating_sub(started.elapsed())
+    }
+
+    fn unreachable_reason(&self, origin: &str) -> Option<String> {
+        self.unreachable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(origin)
+            .cloned()
+    }
+
+    fn mark_unreachable(&self, origin: &str, reason: String) {
+        self.unreachable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(origin.to_string())
+            .or_insert(reason);
+    }
+
+    /// One request once, within `deadline`: the client's own authorization, `Accept` as
+    /// asked, the body read up to `limit` bytes into one buffer. `None` when the deadline
+    /// passed first.
     async fn send_once(
         &self,
         method: Method,
         url: &str,
         body: Option<&Value>,
         accept: &str,
-    ) -> Result<Response, ApiErrorKind> {
-        let transport = |message: String| ApiErrorKind::Transport { message };
+        limit: usize,
+        deadline: Duration,
+    ) -> Option<Result<Response, NoAnswer>> {
+        tokio::time::timeout(
+            deadline,
+            self.send_once_unbounded(method, url, body, accept, limit),
+        )
+        .await
+        .ok()
+    }
+
+    async fn send_once_unbounded(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        accept: &str,
+        limit: usize,
+    ) -> Result<Response, NoAnswer> {
+        let connection = |message: String| NoAnswer::Connection(message);
         let method = match method {
             Method::Get => http::Method::GET,
             Method::Post => http::Method::POST,
@@ -171,54 +290,109 @@ impl GitHub {
         };
         let builder = http::Request::builder().method(method).uri(url).header(
             http::header::ACCEPT,
-            HeaderValue::from_str(accept).map_err(|e| transport(e.to_string()))?,
+            HeaderValue::from_str(accept).map_err(|e| connection(e.to_string()))?,
         );
         let request = self
             .client
             .build_request(builder, body)
-            .map_err(|e| transport(e.to_string()))?;
+            .map_err(|e| connection(e.to_string()))?;
         let response = self
             .client
             .execute(request)
             .await
-            .map_err(|e| transport(e.to_string()))?;
+            .map_err(|e| connection(error_chain(&e)))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes().to_vec())
-            .map_err(|e| transport(format!("reading the answer: {e}")))?;
+        let announced = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(NoAnswer::TooLarge(limit));
+        }
+        let mut bytes = Vec::with_capacity(announced.unwrap_or(0) as usize);
+        let mut stream = response.into_body();
+        while let Some(frame) = stream.frame().await {
+            let frame = frame.map_err(|e| connection(format!("reading the answer: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > limit {
+                    return Err(NoAnswer::TooLarge(limit));
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
         Ok(Response {
             status,
             headers,
-            body,
+            body: bytes,
         })
     }
 
+    /// One call: `Accept` as asked, the answer read up to `limit` bytes. Every endpoint goes
+    /// through here.
     async fn send_accepting(
         &self,
         method: Method,
         url: &str,
         body: Option<&Value>,
         accept: &str,
+        limit: usize,
         what: &str,
     ) -> Result<Response, ApiError> {
+        let origin = origin_of(url);
         let mut attempt = 0;
         let mut backoff = self.retry.first_backoff;
         let mut secondary_wait = SECONDARY_LIMIT_WAIT;
         loop {
             attempt += 1;
-            let response = match self.send_once(method, url, body, accept).await {
-                Ok(r) => r,
-                Err(kind) => {
-                    if attempt < self.retry.attempts {
-                        tokio::time::sleep(backoff.min(self.retry.max_wait)).await;
+            if let Some(reason) = self.unreachable_reason(&origin) {
+                return Err(ApiError::new(
+                    what,
+                    ApiErrorKind::Skipped { origin, reason },
+                ));
+            }
+            let left = self.time_left();
+            if left.is_zero() {
+                return Err(ApiError::new(
+                    what,
+                    ApiErrorKind::OutOfTime {
+                        budget: self.deadlines.phase,
+                    },
+                ));
+            }
+            let deadline = self.deadlines.request.min(left);
+            let response = match self
+                .send_once(method, url, body, accept, limit, deadline)
+                .await
+            {
+                Some(Ok(response)) => response,
+                None if deadline < self.deadlines.request => {
+                    return Err(ApiError::new(
+                        what,
+                        ApiErrorKind::OutOfTime {
+                            budget: self.deadlines.phase,
+                        },
+                    ));
+                }
+                None => {
+                    let kind = ApiErrorKind::Timeout { after: deadline };
+                    self.mark_unreachable(&origin, format!("timeout after {}", seconds(deadline)));
+                    return Err(ApiError::new(what, kind));
+                }
+                Some(Err(NoAnswer::TooLarge(limit))) => {
+                    return Err(ApiError::new(what, ApiErrorKind::TooLarge { limit }));
+                }
+                Some(Err(NoAnswer::Connection(message))) => {
+                    let wait = backoff.min(self.retry.max_wait);
+                    if attempt < CONNECTION_ATTEMPTS.min(self.retry.attempts)
+                        && wait < self.time_left()
+                    {
+                        tokio::time::sleep(wait).await;
                         backoff *= 2;
                         continue;
                     }
-                    return Err(ApiError::new(what, kind));
+                    self.mark_unreachable(&origin, message.clone());
+                    return Err(ApiError::new(what, ApiErrorKind::Transport { message }));
                 }
             };
             let status = response.status;
@@ -248,7 +422,8 @@ impl GitHub {
                 return Err(ApiError::new(what, kind));
             };
             let too_long = wait.at_least > self.retry.max_wait;
-            if !too_long && attempt < self.retry.attempts {
+            let past_budget = wait.at_least >= self.time_left();
+            if !too_long && !past_budget && attempt < self.retry.attempts {
                 tokio::time::sleep(wait.at_least).await;
                 backoff *= 2;
                 continue;
@@ -259,6 +434,13 @@ impl GitHub {
                     seconds(wait.at_least),
                     wait.why,
                     seconds(self.retry.max_wait)
+                )
+            } else if past_budget && attempt < self.retry.attempts {
+                format!(
+                    "GitHub asks to wait {} before retrying ({}), more than is left of the {} cachehit gives GitHub, so it was not retried",
+                    seconds(wait.at_least),
+                    wait.why,
+                    seconds(self.deadlines.phase)
                 )
             } else {
                 format!("still limited after {attempt} attempt(s) ({})", wait.why)
@@ -280,7 +462,9 @@ impl GitHub {
         }
     }
 
-    /// Every page of a list endpoint, following `Link: <...>; rel="next"`.
+    /// Every page of a list endpoint, following `Link: <...>; rel="next"`, at most
+    /// [`MAX_PAGES`]; a link back to a page already read is [`ApiErrorKind::Malformed`].
+    /// Each page must be a JSON array (or hold one under `items_key`).
     async fn get_pages(
         &self,
         first_url: &str,
@@ -288,21 +472,43 @@ impl GitHub {
         items_key: Option<&str>,
     ) -> Result<Vec<Value>, ApiError> {
         let mut url = Some(first_url.to_string());
+        let mut seen = HashSet::new();
         let mut items = Vec::new();
-        let mut pages = 0;
         while let Some(next) = url.take() {
-            pages += 1;
-            let response = self.send(Method::Get, &next, None, what).await?;
-            let json = response.json();
-            let page = match items_key {
-                Some(key) => json.get(key).cloned().unwrap_or(Value::Null),
-                None => json,
-            };
-            items.extend(page.as_array().cloned().unwrap_or_default());
-            // A bound against a server that links to itself forever.
-            if pages < 100 {
-                url = next_link(&response.headers);
+            if !seen.insert(next.clone()) {
+                return Err(malformed(
+                    what,
+                    format!(
+                        "the `Link: rel=\"next\"` of page {} points back to a page already read ({next}); stopped",
+                        seen.len()
+                    ),
+                ));
             }
+            if seen.len() > MAX_PAGES {
+                return Err(ApiError::new(
+                    what,
+                    ApiErrorKind::TooManyPages { pages: MAX_PAGES },
+                ));
+            }
+            let response = self.send(Method::Get, &next, None, what).await?;
+            let mut json = response.json(what)?;
+            let page = match items_key {
+                Some(key) => json.get_mut(key).map(Value::take),
+                None => Some(json),
+            };
+            match page {
+                Some(Value::Array(page)) => items.extend(page),
+                _ => {
+                    return Err(malformed(
+                        what,
+                        match items_key {
+                            Some(key) => format!("page {} has no `{key}` list", seen.len()),
+                            None => format!("page {} is not a list", seen.len()),
+                        },
+                    ));
+                }
+            }
+            url = next_link(&response.headers);
         }
         Ok(items)
     }
@@ -313,15 +519,12 @@ impl GitHub {
     /// comment search miss our own comment and post a duplicate.
     pub async fn viewer_login(&self) -> Result<Option<String>, ApiError> {
         let url = format!("{}/user", self.api);
-        match self
-            .send(Method::Get, &url, None, "reading the token's user")
-            .await
-        {
-            Ok(r) => Ok(r
-                .json()
-                .get("login")
-                .and_then(Value::as_str)
-                .map(str::to_string)),
+        let what = "reading the token's user";
+        match self.send(Method::Get, &url, None, what).await {
+            Ok(r) => match r.json(what)?.get("login").and_then(Value::as_str) {
+                Some(login) => Ok(Some(login.to_string())),
+                None => Err(malformed(what, "no `login`")),
+            },
             Err(e) if e.is_forbidden() || e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -376,8 +579,8 @@ impl GitHub {
                 what,
             )
             .await?;
-        Comment::from_json(&response.json())
-            .ok_or_else(|| ApiError::transport(what, "the answer is not a comment"))
+        Comment::from_json(&response.json(what)?)
+            .ok_or_else(|| malformed(what, "the answer is not a comment"))
     }
 
     pub async fn delete_comment(&self, id: u64) -> Result<(), ApiError> {
@@ -387,35 +590,65 @@ impl GitHub {
         Ok(())
     }
 
-    /// The bytes behind a download endpoint. GitHub answers with a redirect to short-lived
-    /// storage on another host; the client sends the token only to the API's own host, so
-    /// storage never sees it (it would refuse a request carrying one anyway).
-    async fn download(&self, url: &str, what: &str) -> Result<Vec<u8>, ApiError> {
+    /// The bytes behind a download endpoint, at most `limit`. GitHub answers
+    /// with a redirect to short-lived storage on another host; the client sends the token
+    /// only to the API's own host, so storage never sees it (it would refuse a request
+    /// carrying one anyway).
+    async fn download(&self, url: &str, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
         let mut url = url.to_string();
         for _ in 0..5 {
             // Release assets come as bytes only when asked for them.
             let response = self
-                .send_accepting(Method::Get, &url, None, "application/octet-stream", what)
+                .send_accepting(
+                    Method::Get,
+                    &url,
+                    None,
+                    "application/octet-stream",
+                    limit,
+                    what,
+                )
                 .await?;
             if response.status.is_redirection() {
                 url = response
                     .header(http::header::LOCATION.as_str())
-                    .ok_or_else(|| ApiError::transport(what, "redirect without a location"))?;
+                    .ok_or_else(|| malformed(what, "a redirect without a location"))?;
                 continue;
             }
             return Ok(response.body);
         }
-        Err(ApiError::transport(what, "too many redirects"))
+        Err(malformed(what, "more than 5 redirects"))
     }
 }
 
-/// `90 s`, `0.04 s`: durations in error messages.
-fn seconds(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{:.2} s", d.as_secs_f64())
+/// `https://host:port` of a URL: what a failed server is remembered by.
+fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+            format!(
+                "{}://{}",
+                scheme.to_ascii_lowercase(),
+                authority.to_ascii_lowercase()
+            )
+        }
+        None => url.to_string(),
     }
+}
+
+/// An error and its causes, `: `-separated: the client's own message ("client error
+/// (Connect)") says nothing without them.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The wait GitHub's rules require before this error answer may be retried, or `None` when
@@ -560,10 +793,11 @@ impl BaselineApi for GitHub {
 
     async fn get_workflow_run(&self, run_id: u64) -> Result<RunInfo, ApiError> {
         let url = self.repo_url(&format!("/actions/runs/{run_id}"));
-        let run = self
-            .send(Method::Get, &url, None, "reading a workflow run")
-            .await?
-            .json();
+        let what = "reading a workflow run";
+        let run = self.send(Method::Get, &url, None, what).await?.json(what)?;
+        if !run.is_object() {
+            return Err(malformed(what, "not a workflow run"));
+        }
         Ok(RunInfo {
             id: run_id,
             conclusion: text_at(&run, "/conclusion"),
@@ -576,8 +810,12 @@ impl BaselineApi for GitHub {
 
     async fn download_artifact_zip(&self, artifact_id: u64) -> Result<Vec<u8>, ApiError> {
         let url = self.repo_url(&format!("/actions/artifacts/{artifact_id}/zip"));
-        self.download(&url, "downloading the baseline artifact")
-            .await
+        self.download(
+            &url,
+            MAX_DOWNLOAD_BYTES,
+            "downloading the baseline artifact",
+        )
+        .await
     }
 
     async fn list_releases(&self) -> Result<Vec<ReleaseInfo>, ApiError> {
@@ -612,18 +850,20 @@ impl BaselineApi for GitHub {
 
     async fn download_release_asset(&self, asset_id: u64) -> Result<Vec<u8>, ApiError> {
         let url = self.repo_url(&format!("/releases/assets/{asset_id}"));
-        self.download(&url, "downloading the baseline release asset")
-            .await
+        self.download(
+            &url,
+            MAX_DOWNLOAD_BYTES,
+            "downloading the baseline release asset",
+        )
+        .await
     }
 }
 
 impl ActionsCacheApi for GitHub {
     async fn actions_cache_usage(&self) -> Result<CacheUsage, ApiError> {
         let url = self.repo_url("/actions/cache/usage");
-        let usage = self
-            .send(Method::Get, &url, None, "reading the Actions cache usage")
-            .await?
-            .json();
+        let what = "reading the Actions cache usage";
+        let usage = self.send(Method::Get, &url, None, what).await?.json(what)?;
         Ok(CacheUsage {
             bytes: usage
                 .get("active_caches_size_in_bytes")
@@ -636,23 +876,33 @@ impl ActionsCacheApi for GitHub {
         let mut url = Some(
             self.repo_url("/actions/caches?per_page=100&sort=last_accessed_at&direction=desc"),
         );
+        let what = "listing the Actions caches";
         let mut listing = CacheListing::default();
-        let mut pages = 0;
+        let mut seen = HashSet::new();
         while let Some(next) = url.take() {
-            if pages == max_pages {
+            if seen.len() == (max_pages as usize).min(MAX_PAGES) {
                 listing.truncated = true;
                 break;
             }
-            pages += 1;
-            let response = self
-                .send(Method::Get, &next, None, "listing the Actions caches")
-                .await?;
-            let page = response.json();
+            if !seen.insert(next.clone()) {
+                return Err(malformed(
+                    what,
+                    format!(
+                        "the `Link: rel=\"next\"` of page {} points back to a page already read ({next}); stopped",
+                        seen.len()
+                    ),
+                ));
+            }
+            let response = self.send(Method::Get, &next, None, what).await?;
+            let page = response.json(what)?;
             let entries = page
                 .get("actions_caches")
                 .and_then(Value::as_array)
                 .ok_or_else(|| {
-                    ApiError::transport("listing the Actions caches", "no `actions_caches` list")
+                    malformed(
+                        what,
+                        format!("page {} has no `actions_caches` list", seen.len()),
+                    )
                 })?;
             listing.entries.extend(entries.iter().filter_map(|entry| {
                 Some(CacheEntry {
@@ -710,6 +960,16 @@ impl RecordApi for GitHub {
             .get_pages(&url, "listing the run's artifacts", Some("artifacts"))
             .await?;
         Ok(items.iter().filter_map(artifact_info).collect())
+    }
+
+    async fn download_record_zip(&self, artifact_id: u64) -> Result<Vec<u8>, ApiError> {
+        let url = self.repo_url(&format!("/actions/artifacts/{artifact_id}/zip"));
+        self.download(
+            &url,
+            MAX_RECORD_BYTES as usize,
+            "downloading a build-record artifact",
+        )
+        .await
     }
 
     async fn pulls_of_commit(&self, sha: &str) -> Result<Vec<PullInfo>, ApiError> {

@@ -175,8 +175,14 @@ impl fmt::Display for SearchProblem {
 pub enum ArtifactError {
     #[error("not a zip archive: {0}")]
     NotZip(#[source] zip::result::ZipError),
-    #[error("the zip holds no {wanted} (files: {})", .names.join(", "))]
-    NoReport { wanted: String, names: Vec<String> },
+    #[error("the zip holds no {wanted} (files: {}{})", .names.join(", "), more_files(*.more))]
+    NoReport {
+        wanted: String,
+        /// The first [`NAMES_SHOWN`] names.
+        names: Vec<String>,
+        /// How many more the zip holds.
+        more: usize,
+    },
     #[error("cannot open {name} in the zip: {source}")]
     Entry {
         name: String,
@@ -185,6 +191,17 @@ pub enum ArtifactError {
     },
     #[error(transparent)]
     Report(#[from] LoadError),
+}
+
+/// File names of a zip quoted in an error at most: an artifact may hold thousands.
+const NAMES_SHOWN: usize = 10;
+
+fn more_files(more: usize) -> String {
+    if more == 0 {
+        String::new()
+    } else {
+        format!(" and {more} more")
+    }
 }
 
 /// The published releases before the one this run builds, newest first. With no current
@@ -218,7 +235,10 @@ pub async fn find_auto(api: &impl BaselineApi, query: &AutoQuery) -> AutoSearch 
         query.report_file.trim()
     };
     let mut problems = Vec::new();
-    let releases = match api.list_releases().await {
+    // Both listings at once: the previous release's tag is only needed to pick artifacts.
+    let (releases, artifacts) =
+        tokio::join!(api.list_releases(), api.list_artifacts(artifact_name));
+    let releases = match releases {
         Ok(releases) => Some(releases),
         Err(error) => {
             problems.push(SearchProblem {
@@ -239,6 +259,7 @@ pub async fn find_auto(api: &impl BaselineApi, query: &AutoQuery) -> AutoSearch 
     let mut notes = Vec::new();
     match from_artifacts(
         api,
+        artifacts,
         query,
         artifact_name,
         previous_tag,
@@ -278,13 +299,14 @@ pub async fn find_auto(api: &impl BaselineApi, query: &AutoQuery) -> AutoSearch 
 /// The newest trusted artifact's report, or why there is none.
 async fn from_artifacts(
     api: &impl BaselineApi,
+    artifacts: Result<Vec<ArtifactInfo>, ApiError>,
     query: &AutoQuery,
     artifact_name: &str,
     previous_tag: Option<&str>,
     report_file: &str,
     problems: &mut Vec<SearchProblem>,
 ) -> BaselineOutcome {
-    let artifacts = match api.list_artifacts(artifact_name).await {
+    let artifacts = match artifacts {
         Ok(a) => a,
         Err(error) => {
             problems.push(SearchProblem {
@@ -312,12 +334,17 @@ async fn from_artifacts(
         let run = match api.get_workflow_run(run_id).await {
             Ok(run) => run,
             Err(error) => {
+                // GitHub did not answer: the next call would not be answered either.
+                let unanswered = error.is_transport();
                 let problem = SearchProblem {
                     context: format!("run {run_id}"),
                     error,
                 };
                 last_problem = Some(problem.to_string());
                 problems.push(problem);
+                if unanswered {
+                    break;
+                }
                 continue;
             }
         };
@@ -327,12 +354,16 @@ async fn from_artifacts(
         let zip = match api.download_artifact_zip(artifact.id).await {
             Ok(zip) => zip,
             Err(error) => {
+                let unanswered = error.is_transport();
                 let problem = SearchProblem {
                     context: format!("artifact {}", artifact.id),
                     error,
                 };
                 last_problem = Some(problem.to_string());
                 problems.push(problem);
+                if unanswered {
+                    break;
+                }
                 continue;
             }
         };
@@ -447,12 +478,16 @@ async fn from_releases(
         let bytes = match api.download_release_asset(asset.id).await {
             Ok(bytes) => bytes,
             Err(error) => {
+                let unanswered = error.is_transport();
                 let problem = SearchProblem {
                     context: origin,
                     error,
                 };
                 last_problem = Some(problem.to_string());
                 problems.push(problem);
+                if unanswered {
+                    break;
+                }
                 continue;
             }
         };
@@ -525,7 +560,8 @@ pub fn report_from_zip(bytes: &[u8], preferred: &str) -> Result<Report, Artifact
         .or_else(|| (json_names.len() == 1).then(|| json_names[0]))
         .ok_or_else(|| ArtifactError::NoReport {
             wanted: preferred.to_string(),
-            names: names.clone(),
+            names: names.iter().take(NAMES_SHOWN).cloned().collect(),
+            more: names.len().saturating_sub(NAMES_SHOWN),
         })?;
     let entry = archive
         .by_name(chosen)
@@ -992,7 +1028,15 @@ mod tests {
             RELEASE_ASSET_NAME,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("a.txt, b.json, c.json"), "{err}");
+        assert!(err.to_string().contains("a.txt, b.json, c.json)"), "{err}");
+        // Thousands of entries: ten names and a count.
+        let names: Vec<String> = (0..5_000).map(|i| format!("entry-{i:04}.txt")).collect();
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        let err = report_from_zip(&zip_of(&files), RELEASE_ASSET_NAME).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("entry-0009.txt and 4990 more)"), "{text}");
+        assert!(!text.contains("entry-0010.txt"), "{text}");
+        assert!(text.len() < 400, "{}", text.len());
     }
 
     #[test]

@@ -23,11 +23,12 @@ pub enum Owner {
 }
 
 impl Owner {
-    pub async fn of(github: &GitHub) -> Result<Owner, ApiError> {
-        Ok(match github.viewer_login().await? {
+    /// From `GET /user`'s login, `None` for a token that may not read it.
+    fn from_login(login: Option<String>) -> Owner {
+        match login {
             Some(login) => Owner::Login(login),
             None => Owner::AnyBot,
-        })
+        }
     }
 
     /// Whether `comment` is this workflow's comment for `marker`.
@@ -64,34 +65,54 @@ fn ours(comments: &[Comment], marker: &str, owner: &Owner) -> Vec<Comment> {
     marked
 }
 
-/// Creates the comment, or updates the one this workflow already has. Two jobs finishing
-/// together may both create one: afterwards the oldest is kept and the others deleted.
+/// What the pull request holds before the comment is written: whose comments are ours, and
+/// which they are. Looked up while the report is being made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Existing {
+    pub issue: u64,
+    pub owner: Owner,
+    /// This workflow's comments for the key, oldest first.
+    pub ours: Vec<Comment>,
+}
+
+/// The token's identity and the pull request's comments, asked for together.
+pub async fn look_up(github: &GitHub, issue: u64, key: &str) -> Result<Existing, ApiError> {
+    let (login, comments) = tokio::join!(github.viewer_login(), github.list_comments(issue));
+    let owner = Owner::from_login(login?);
+    let ours = ours(&comments?, &marker(key), &owner);
+    Ok(Existing { issue, owner, ours })
+}
+
+/// Creates the comment, or updates the one this workflow already has (as `existing` found
+/// them). Two jobs finishing together may both create one: afterwards the oldest is kept and
+/// the others deleted.
 pub async fn upsert(
     github: &GitHub,
-    issue: u64,
     key: &str,
     body: &str,
-    owner: &Owner,
+    existing: &Existing,
 ) -> Result<Comment, ApiError> {
-    let existing = find_ours(github, issue, key, owner).await?;
-    let kept = match existing.first() {
-        Some(oldest) => github.update_comment(oldest.id, body).await?,
+    let Existing { issue, owner, ours } = existing;
+    let (kept, others) = match ours.split_first() {
+        Some((oldest, others)) => (
+            github.update_comment(oldest.id, body).await?,
+            others.to_vec(),
+        ),
         None => {
-            let created = github.create_comment(issue, body).await?;
-            let now = find_ours(github, issue, key, owner).await?;
-            match now.first() {
+            let created = github.create_comment(*issue, body).await?;
+            // Another job may have created one at the same time: the oldest is kept.
+            let now = find_ours(github, *issue, key, owner).await?;
+            let kept = match now.first() {
                 Some(oldest) if oldest.id != created.id => {
                     github.update_comment(oldest.id, body).await?
                 }
                 _ => created,
-            }
+            };
+            let others = now.into_iter().filter(|c| c.id != kept.id).collect();
+            (kept, others)
         }
     };
-    for duplicate in find_ours(github, issue, key, owner)
-        .await?
-        .iter()
-        .filter(|c| c.id != kept.id)
-    {
+    for duplicate in others {
         match github.delete_comment(duplicate.id).await {
             // Another job deleted it first.
             Ok(()) => {}

@@ -1,8 +1,9 @@
 //! What can go wrong talking to GitHub: the kind of failure apart from the call it happened
 //! to (`what`), so callers branch on the kind (a refused token, a rate limit, a missing
-//! resource, an outage, no connection) and print both.
+//! resource, an outage, no connection, no answer in time) and print both.
 
 use std::fmt;
+use std::time::Duration;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -34,9 +35,36 @@ pub enum ApiErrorKind {
         attempts: u32,
         message: String,
     },
-    /// No usable answer: no connection, a timeout, a body that is not what the call returns.
+    /// No connection, or it broke before the answer was complete.
     Transport {
         message: String,
+    },
+    /// No complete answer (its body included) within the request's deadline.
+    Timeout {
+        after: Duration,
+    },
+    /// Not sent: the time cachehit gives GitHub is spent.
+    OutOfTime {
+        budget: Duration,
+    },
+    /// Not sent: that server failed to answer an earlier call of this run.
+    Skipped {
+        /// `https://host:port`.
+        origin: String,
+        reason: String,
+    },
+    /// The answer is larger than cachehit reads (`limit` bytes).
+    TooLarge {
+        limit: usize,
+    },
+    /// A listing with more pages than cachehit follows.
+    TooManyPages {
+        pages: usize,
+    },
+    /// An answer that is not what the call returns: not JSON, not the expected shape, a
+    /// pagination that loops.
+    Malformed {
+        detail: String,
     },
 }
 
@@ -69,9 +97,23 @@ impl ApiError {
         matches!(self.kind, ApiErrorKind::RateLimited { .. })
     }
 
-    /// GitHub did not answer at all: the next call to the same server will likely fail too.
+    /// GitHub did not answer (in time, or at all): the next call to the same server will
+    /// likely fail too.
     pub fn is_transport(&self) -> bool {
-        matches!(self.kind, ApiErrorKind::Transport { .. })
+        matches!(
+            self.kind,
+            ApiErrorKind::Transport { .. }
+                | ApiErrorKind::Timeout { .. }
+                | ApiErrorKind::OutOfTime { .. }
+                | ApiErrorKind::Skipped { .. }
+        )
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.kind,
+            ApiErrorKind::Timeout { .. } | ApiErrorKind::OutOfTime { .. }
+        )
     }
 }
 
@@ -104,8 +146,43 @@ impl fmt::Display for ApiError {
             ApiErrorKind::Transport { message } => {
                 write!(f, "cannot reach GitHub for {what}: {message}")
             }
+            ApiErrorKind::Timeout { after } => write!(
+                f,
+                "timeout: GitHub did not answer {what} within {}",
+                seconds(*after)
+            ),
+            ApiErrorKind::OutOfTime { budget } => write!(
+                f,
+                "timeout: {what} not attempted: the {} cachehit gives GitHub are spent",
+                seconds(*budget)
+            ),
+            ApiErrorKind::Skipped { origin, reason } => write!(
+                f,
+                "{what} not attempted: {origin} failed to answer an earlier call ({reason})"
+            ),
+            ApiErrorKind::TooLarge { limit } => write!(
+                f,
+                "GitHub's answer to {what} is larger than cachehit reads ({} MiB); not used",
+                limit >> 20
+            ),
+            ApiErrorKind::TooManyPages { pages } => write!(
+                f,
+                "GitHub's answer to {what} has more than {pages} pages; stopped"
+            ),
+            ApiErrorKind::Malformed { detail } => {
+                write!(f, "GitHub's answer to {what} is malformed: {detail}")
+            }
         }
     }
 }
 
 impl std::error::Error for ApiError {}
+
+/// `90 s`, `0.04 s`: durations in error messages.
+pub(crate) fn seconds(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}

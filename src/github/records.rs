@@ -57,6 +57,12 @@ pub trait RecordApi: BaselineApi {
         &self,
         run_id: u64,
     ) -> impl Future<Output = Result<Vec<ArtifactInfo>, ApiError>> + Send;
+    /// An artifact's bytes (`GET .../artifacts/{id}/zip`), at most [`MAX_RECORD_BYTES`]: a
+    /// build record may be larger than a report.
+    fn download_record_zip(
+        &self,
+        artifact_id: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, ApiError>> + Send;
     /// Pull requests whose head is (or contained) the commit.
     fn pulls_of_commit(
         &self,
@@ -134,7 +140,8 @@ pub async fn download_records(
     live.sort_by_key(|a| (a.created_at, a.id));
     let mut files = Vec::new();
     let mut problems = Vec::new();
-    for artifact in live.iter().take(MAX_RECORD_ARTIFACTS) {
+    let read = live.len().min(MAX_RECORD_ARTIFACTS);
+    for (i, artifact) in live.iter().take(read).enumerate() {
         if artifact.size.is_some_and(|size| size > MAX_RECORD_BYTES) {
             problems.push(format!(
                 "artifact {} is larger than {} MiB: not a build record",
@@ -143,8 +150,19 @@ pub async fn download_records(
             ));
             continue;
         }
-        let bytes = match api.download_artifact_zip(artifact.id).await {
+        let bytes = match api.download_record_zip(artifact.id).await {
             Ok(bytes) => bytes,
+            // GitHub did not answer: the next download would not be answered either.
+            Err(e) if e.is_transport() => {
+                problems.push(format!("artifact {}: {e}", artifact.name));
+                let untried = read - i - 1;
+                if untried > 0 {
+                    problems.push(format!(
+                        "{untried} more build-record artifacts were not tried"
+                    ));
+                }
+                break;
+            }
             Err(e) => {
                 problems.push(format!("artifact {}: {e}", artifact.name));
                 continue;

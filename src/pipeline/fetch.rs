@@ -6,8 +6,9 @@
 //! fails the run: it returns what it found or why not, so any of them can be wrapped in a
 //! timeout (an elapsed one is one more reason) and the report still comes out with the rest.
 //! The registry client blocks on its own thread, each request bounded by
-//! `RegistryAccess::timeout`: a deadline that gives up on it leaves that thread to finish
-//! within that bound.
+//! `RegistryAccess::timeout` and all of one image's by `RegistryAccess::budget`; GitHub's
+//! client bounds its calls the same way (`github::api::Deadlines`), so no server holds the
+//! run longer than its budget.
 
 use crate::analysis::Baseline;
 use crate::analysis::gha_cache::{GhaCache, GhaRun, gha_scopes};
@@ -18,7 +19,9 @@ use crate::pipeline::Failure;
 use crate::pipeline::settings::{BaselineChoice, RegistryAccess, Settings};
 use crate::report::load::{self, LoadError};
 use crate::sources::engine::{self, EngineError};
-use crate::sources::registry::{ImageRef, ImageRefError, RegistryClient, RegistryError};
+use crate::sources::registry::{
+    ImageRef, ImageRefError, Images, MAX_PLATFORMS, RegistryClient, RegistryError,
+};
 
 /// What the sources outside the records gave.
 #[derive(Debug, Default)]
@@ -73,7 +76,7 @@ pub async fn external_facts(
     }
     if let (Some(reference), Some(result)) = (&images.current, image) {
         match result {
-            Ok(found) => external.image = Some(found),
+            Ok(found) => external.image = Some(found.keep(reference, &mut external.problems)),
             Err(e) => external.problems.push(Problem::new(
                 ProblemKind::ImageSource,
                 reference,
@@ -93,7 +96,9 @@ pub async fn external_facts(
     }
     if let (Some(reference), Some(result)) = (&images.baseline, baseline_image) {
         match result {
-            Ok(found) => external.baseline_image = Some(found),
+            Ok(found) => {
+                external.baseline_image = Some(found.keep(reference, &mut external.problems))
+            }
             Err(e) => external.problems.push(Problem::new(
                 ProblemKind::ImageSource,
                 reference,
@@ -109,18 +114,39 @@ pub async fn external_facts(
     Ok(external)
 }
 
+impl Images {
+    /// The images, with a problem saying how many platforms were left out.
+    fn keep(self, reference: &str, problems: &mut Vec<Problem>) -> Vec<PlatformImage> {
+        if self.platforms_left_out > 0 {
+            problems.push(Problem::new(
+                ProblemKind::ImageSource,
+                reference,
+                format!(
+                    "the image index lists {} platforms; the first {MAX_PLATFORMS} were read",
+                    self.images.len() + self.platforms_left_out
+                ),
+            ));
+        }
+        self.images
+    }
+}
+
 /// Every platform image of `reference` in its registry; `None` when none was asked for.
 pub async fn registry_image(
     reference: Option<&str>,
     access: &RegistryAccess,
-) -> Option<Result<Vec<PlatformImage>, ImageError>> {
+) -> Option<Result<Images, ImageError>> {
     let reference = reference?.to_string();
     let access = access.clone();
     // The registry client blocks; it gets a thread of its own so the other lookups go on.
     let fetched = tokio::task::spawn_blocking(move || -> Result<_, ImageError> {
         let image = ImageRef::parse(&reference)?;
         let credentials = access.credentials.for_registry(&image.registry);
-        Ok(RegistryClient::new(credentials, access.insecure, access.timeout).images(&image)?)
+        Ok(
+            RegistryClient::new(credentials, access.insecure, access.timeout)
+                .with_budget(access.budget)
+                .images_of(&image)?,
+        )
     })
     .await;
     Some(fetched.unwrap_or_else(|e| Err(ImageError::Interrupted(e.to_string()))))

@@ -63,8 +63,10 @@ pub struct RegistryAccess {
     pub credentials: CredentialPolicy,
     /// Plain HTTP (always so for localhost and 127.x).
     pub insecure: bool,
-    /// For each request.
+    /// For each request, its answer included.
     pub timeout: Duration,
+    /// For all requests of one image together.
+    pub budget: Duration,
 }
 
 impl Default for RegistryAccess {
@@ -73,6 +75,7 @@ impl Default for RegistryAccess {
             credentials: CredentialPolicy::Anonymous,
             insecure: false,
             timeout: Duration::from_secs(20),
+            budget: Duration::from_secs(60),
         }
     }
 }
@@ -84,8 +87,13 @@ pub enum CredentialPolicy {
     /// The same credentials for every registry (`--registry-user` with
     /// `CACHEHIT_REGISTRY_PASSWORD`).
     Everywhere(Credentials),
-    /// The job's token, for ghcr.io only: other registries are asked anonymously.
-    GitHubToken(String),
+    /// The job's token, for its GitHub's own container registry only (`ghcr.io` on
+    /// github.com): other registries are asked anonymously.
+    GitHubToken {
+        token: String,
+        /// The registry host the token is for.
+        registry: String,
+    },
 }
 
 impl CredentialPolicy {
@@ -94,7 +102,10 @@ impl CredentialPolicy {
         match self {
             CredentialPolicy::Anonymous => None,
             CredentialPolicy::Everywhere(credentials) => Some(credentials.clone()),
-            CredentialPolicy::GitHubToken(token) => (registry == "ghcr.io").then(|| Credentials {
+            CredentialPolicy::GitHubToken {
+                token,
+                registry: own,
+            } => registry.eq_ignore_ascii_case(own).then(|| Credentials {
                 username: "x-access-token".into(),
                 password: token.clone(),
             }),
@@ -108,7 +119,9 @@ impl fmt::Debug for CredentialPolicy {
         match self {
             CredentialPolicy::Anonymous => f.write_str("Anonymous"),
             CredentialPolicy::Everywhere(c) => write!(f, "Everywhere({}, <password>)", c.username),
-            CredentialPolicy::GitHubToken(_) => f.write_str("GitHubToken(<token>)"),
+            CredentialPolicy::GitHubToken { registry, .. } => {
+                write!(f, "GitHubToken(<token> for {registry})")
+            }
         }
     }
 }

@@ -31,12 +31,7 @@ pub fn no_report_summary(error: &str) -> String {
 /// first, the summary line kept. The renderer counts characters, so its budget shrinks
 /// until the bytes fit.
 pub fn summary_within(report: &Report, note: Option<&str>, max_bytes: usize) -> String {
-    let note = note
-        .map(|n| {
-            let n: String = n.chars().take(NOTE_MAX_CHARS).collect();
-            format!("\n_{}_\n", markdown::escape_text(&n))
-        })
-        .unwrap_or_default();
+    let note = note.map(note_paragraph).unwrap_or_default();
     let target = max_bytes.saturating_sub(note.len());
     // A character is at least one byte: a budget of `target` characters is the most that
     // can fit.
@@ -59,6 +54,15 @@ pub fn summary_within(report: &Report, note: Option<&str>, max_bytes: usize) -> 
     }
     text.push_str(&note);
     text
+}
+
+/// The baseline note as an italic paragraph, cut at [`NOTE_MAX_CHARS`].
+fn note_paragraph(note: &str) -> String {
+    let mut cut: String = note.chars().take(NOTE_MAX_CHARS).collect();
+    if note.chars().nth(NOTE_MAX_CHARS).is_some() {
+        cut.push('…');
+    }
+    format!("\n_{}_\n", markdown::escape_text(&cut))
 }
 
 /// The sticky comment: its `marker` first, then the report within GitHub's limit.
@@ -90,13 +94,7 @@ impl Section<'_> {
             .as_ref()
             .map(|h| format!("## {h}\n\n"))
             .unwrap_or_default();
-        let note = self
-            .note
-            .map(|n| {
-                let n: String = n.chars().take(NOTE_MAX_CHARS).collect();
-                format!("\n_{}_\n", markdown::escape_text(&n))
-            })
-            .unwrap_or_default();
+        let note = self.note.map(note_paragraph).unwrap_or_default();
         let fixed = heading.chars().count() + note.chars().count();
         format!(
             "{heading}{}{note}",
@@ -112,7 +110,10 @@ pub fn comment_sections(sections: &[Section], marker: &str) -> String {
     let separator = "\n---\n\n";
     let count = sections.len().max(1);
     let budget = COMMENT_LIMIT_CHARS
-        .saturating_sub(marker.len() + footer.len() + 16 + separator.len() * count);
+        .saturating_sub(marker.chars().count())
+        .saturating_sub(footer.chars().count())
+        .saturating_sub(16)
+        .saturating_sub(separator.len().saturating_mul(count));
     let each = budget / count;
     let body: Vec<String> = sections.iter().map(|s| s.text(each)).collect();
     format!("{marker}\n{}{footer}", body.join(separator))
@@ -219,6 +220,23 @@ mod tests {
         let text = summary_within(&report, Some(&note), 20_000);
         assert!(text.len() <= 20_000, "{}", text.len());
         assert!(text.contains("2666/4000 steps cached"), "summary kept");
-        assert!(text.ends_with(&format!("_{}_\n", "é".repeat(NOTE_MAX_CHARS))));
+        assert!(text.ends_with(&format!("_{}…_\n", "é".repeat(NOTE_MAX_CHARS))));
+    }
+
+    #[test]
+    fn a_note_or_marker_longer_than_the_limit_cannot_wrap_the_budget() {
+        let report = huge_report();
+        let note = "no baseline: the zip holds no cachehit-report.json ".repeat(4_000);
+        let marker = format!("<!-- cachehit:{} -->", "k".repeat(70_000));
+        let text = comment_body(&report, &marker, Some(&note));
+        // The marker itself is over the limit: nothing else can fit, and nothing wraps.
+        assert!(text.starts_with(&marker));
+        let text = comment_body(&report, "<!-- cachehit:default -->", Some(&note));
+        assert!(
+            text.chars().count() <= COMMENT_LIMIT_CHARS,
+            "{}",
+            text.chars().count()
+        );
+        assert!(text.contains("2666/4000 steps cached"), "summary kept");
     }
 }

@@ -1,19 +1,78 @@
 //! GitHub-flavoured markdown: job summaries and pull-request comments.
 //!
 //! Everything that comes from the build (step names, commands, errors, refs) goes through
-//! `escape_text`, so a build cannot break the table, inject HTML, notify people or fake the
-//! comment marker.
+//! `escape_text`, so a build cannot break the table, inject HTML, notify people, reference
+//! issues, make links or fake the comment marker. Text is normalised first (invisible and
+//! format characters dropped: [`is_invisible`]) and escaped after, so no invisible character
+//! can hide a pattern from the escaping and appear again once dropped.
 
 use crate::model::Transition;
 use crate::render::{bytes, cache_time, duration, percent, status_label, summary_line, title, why};
 use crate::report::{Report, Severity};
 
+/// A zero-width space as an entity: it breaks a mention, a reference or an autolink where
+/// it stands, and is not there to read.
+const BREAK: &str = "&#8203;";
+
+/// Characters that are not seen: Unicode's Default_Ignorable_Code_Point, format (Cf) and
+/// control (Cc) characters (Unicode 15): zero-width spaces and joiners, bidirectional
+/// controls, the soft hyphen, the Arabic letter mark, Hangul fillers, variation selectors,
+/// tag characters.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x0..=0x1F
+            | 0x7F..=0x9F
+            | 0xAD
+            | 0x34F
+            | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
+/// The text as it is seen: line breaks and tabs (and the line and paragraph separators) as
+/// one space, every other invisible character dropped.
+pub fn visible(text: &str) -> Vec<char> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}') {
+            if out.last() != Some(&' ') {
+                out.push(' ');
+            }
+        } else if !is_invisible(c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Escapes text for a markdown table cell or paragraph.
 pub fn escape_text(text: &str) -> String {
+    let chars = visible(text);
     let mut out = String::with_capacity(text.len() + 16);
-    let mut previous: Option<char> = None;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    for (i, &c) in chars.iter().enumerate() {
+        let next = chars.get(i + 1).copied();
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -24,39 +83,43 @@ pub fn escape_text(text: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            '\n' | '\r' | '\t' => {
-                if previous != Some(' ') {
-                    out.push(' ');
-                }
+            // A mention (`@team`, an e-mail autolink).
+            '@' => {
+                out.push('@');
+                out.push_str(BREAK);
             }
-            // A zero-width space after `@` / `#` stops mentions and issue references, after
-            // `GH-` the other reference form, and after `:` in `://` autolinked URLs (which
-            // would cross-reference issues by their address).
-            '@' => out.push_str("@&#8203;"),
-            '#' if chars.peek().is_some_and(|n| n.is_ascii_alphanumeric()) => {
-                out.push_str("#&#8203;")
+            // An issue reference, of this repository or another (`#12`, `owner/repo#12`).
+            '#' if next.is_some_and(char::is_alphanumeric) => {
+                out.push('#');
+                out.push_str(BREAK);
             }
-            '-' if ends_with_gh(&out) && chars.peek().is_some_and(char::is_ascii_digit) => {
-                out.push_str("-&#8203;")
+            // The other reference form, `GH-12`.
+            '-' if ends_with_ignoring_case(&out, "gh")
+                && next.is_some_and(|n| n.is_ascii_digit()) =>
+            {
+                out.push('-');
+                out.push_str(BREAK);
             }
-            ':' if chars.clone().take(2).eq("//".chars()) => out.push_str(":&#8203;"),
-            // Bidirectional overrides and invisible characters could make the text read
-            // differently from what it is.
-            c if c.is_control() || is_invisible_format(c) => {}
+            // An autolinked URL (`https://`, which would also reference issues by address).
+            ':' if next == Some('/') && chars.get(i + 2) == Some(&'/') => {
+                out.push(':');
+                out.push_str(BREAK);
+            }
+            // An autolinked `www.` address.
+            '.' if ends_with_ignoring_case(&out, "www") => {
+                out.push_str(BREAK);
+                out.push('.');
+            }
             c => out.push(c),
         }
-        previous = Some(if c.is_whitespace() { ' ' } else { c });
     }
     out
 }
 
-fn ends_with_gh(text: &str) -> bool {
+fn ends_with_ignoring_case(text: &str, tail: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.len() >= 2 && bytes[bytes.len() - 2..].eq_ignore_ascii_case(b"GH")
-}
-
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    bytes.len() >= tail.len()
+        && bytes[bytes.len() - tail.len()..].eq_ignore_ascii_case(tail.as_bytes())
 }
 
 /// The whole report as markdown.
@@ -68,7 +131,7 @@ pub fn render(report: &Report) -> String {
 /// how many steps were left out), never the summary.
 pub fn render_within(report: &Report, budget: usize) -> String {
     let total = report.build.steps.len();
-    let full = compose(report, total);
+    let full = compose(report, total).text;
     if full.chars().count() <= budget {
         return full;
     }
@@ -76,23 +139,23 @@ pub fn render_within(report: &Report, budget: usize) -> String {
     let (mut low, mut high) = (0usize, total);
     while low < high {
         let mid = (low + high).div_ceil(2);
-        if compose(report, mid).chars().count() <= budget {
+        if compose(report, mid).text.chars().count() <= budget {
             low = mid;
         } else {
             high = mid - 1;
         }
     }
-    let text = compose(report, low);
-    if text.chars().count() <= budget {
-        return text;
+    let composed = compose(report, low);
+    if composed.text.chars().count() <= budget {
+        return composed.text;
     }
     // Even without rows it does not fit: keep the head (summary first), cut the rest.
     let closing = "\n\n… (truncated to fit)\n\n</details>\n";
-    let mut cut: String = text
-        .chars()
-        .take(budget.saturating_sub(closing.chars().count()))
-        .collect();
-    let open_details = cut.matches("<details>").count() > cut.matches("</details>").count();
+    let kept = budget.saturating_sub(closing.chars().count());
+    let mut cut: String = composed.text.chars().take(kept).collect();
+    // Whether the cut falls inside the details this renderer opened; text of the build
+    // (a `</details>` in a code span) does not count.
+    let open_details = composed.details_at.is_some_and(|at| kept > at);
     cut.push_str(if open_details {
         closing
     } else {
@@ -101,7 +164,13 @@ pub fn render_within(report: &Report, budget: usize) -> String {
     cut
 }
 
-fn compose(report: &Report, rows: usize) -> String {
+/// The rendered report, and where (in characters) its `<details>` opens.
+struct Composed {
+    text: String,
+    details_at: Option<usize>,
+}
+
+fn compose(report: &Report, rows: usize) -> Composed {
     let mut out = String::new();
     let info = &report.build.build;
     let status = match info.status {
@@ -182,8 +251,13 @@ fn compose(report: &Report, rows: usize) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&details(report));
-    out
+    let details = details(report);
+    let details_at = (!details.is_empty()).then(|| out.chars().count());
+    out.push_str(&details);
+    Composed {
+        text: out,
+        details_at,
+    }
 }
 
 fn details(report: &Report) -> String {
@@ -295,12 +369,17 @@ pub fn code_span(text: &str) -> String {
     format!("`{}`", code(text).replace('|', "\\|"))
 }
 
-/// Text for inside a code span (markup, HTML and mentions are inert there): no backticks,
-/// which would end it, no line breaks, and no comment opener that could pass for a marker.
+/// Text for inside a code span (markup, HTML and mentions are inert there): as seen (no
+/// invisible characters, no line breaks), no backticks, which would end it, no comment
+/// opener that could pass for a marker, and no `##[` the runner would take for a command
+/// when the markdown is printed in a step's log.
 fn code(text: &str) -> String {
-    text.replace('`', "'")
-        .replace(['\n', '\r'], " ")
+    visible(text)
+        .into_iter()
+        .map(|c| if c == '`' { '\'' } else { c })
+        .collect::<String>()
         .replace("<!--", "<!-\u{200b}-")
+        .replace("##[", "##\u{200b}[")
 }
 
 fn shorten(text: &str, max: usize) -> String {
@@ -366,6 +445,133 @@ mod tests {
         assert!(escaped.contains("abc;"), "{escaped}");
         // Ordinary text is left alone.
         assert!(escaped.ends_with("x-1 12:30"), "{escaped}");
+    }
+
+    /// What GitHub would make live in escaped text: the zero-width space entity breaks a
+    /// pattern where it stands.
+    fn live_patterns(escaped: &str) -> Vec<String> {
+        let text = escaped.replace(BREAK, "\u{200b}");
+        let chars: Vec<char> = text.chars().collect();
+        let mut found = Vec::new();
+        for (i, &c) in chars.iter().enumerate() {
+            let next = chars.get(i + 1).copied();
+            let before: String = chars[i.saturating_sub(3)..i].iter().collect();
+            if c == '@' && next != Some('\u{200b}') {
+                found.push(format!("mention at {i}"));
+            }
+            if c == '#' && next.is_some_and(char::is_alphanumeric) {
+                found.push(format!("reference at {i}"));
+            }
+            if c == '-'
+                && before.to_ascii_lowercase().ends_with("gh")
+                && next.is_some_and(|n| n.is_ascii_digit())
+            {
+                found.push(format!("GH- reference at {i}"));
+            }
+            if c == ':' && next == Some('/') && chars.get(i + 2) == Some(&'/') {
+                found.push(format!("URL at {i}"));
+            }
+            if c == '.' && before.eq_ignore_ascii_case("www") {
+                found.push(format!("www. at {i}"));
+            }
+            if c == '<' || (c != '\u{200b}' && is_invisible(c)) {
+                found.push(format!("{c:?} at {i}"));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn invisible_characters_cannot_hide_a_reference_mention_or_link() {
+        let invisible = [
+            "\u{200b}",
+            "\u{200c}",
+            "\u{200d}",
+            "\u{2060}",
+            "\u{feff}",
+            "\u{061c}",
+            "\u{00ad}",
+            "\u{e0041}",
+            "\u{e007f}",
+            "\u{3164}",
+            "\u{ffa0}",
+            "\u{115f}",
+            "\u{202e}",
+            "\u{2066}",
+            "\u{fe0f}",
+            "\u{034f}",
+            "\u{180e}",
+            "\u{0007}",
+            "\u{001b}",
+            "\u{0085}",
+        ];
+        for hidden in invisible {
+            for spoof in [
+                format!("#{hidden}12"),
+                format!("GH-{hidden}12"),
+                format!("G{hidden}H-12"),
+                format!("owner/repo#{hidden}12"),
+                format!("@{hidden}team"),
+                format!("https:{hidden}//evil.example/o/r/issues/1"),
+                format!("https:/{hidden}/evil.example"),
+                format!("www{hidden}.evil.example"),
+                format!("w{hidden}ww.evil.example"),
+                format!("<{hidden}img src=x>"),
+            ] {
+                let escaped = escape_text(&spoof);
+                assert_eq!(
+                    live_patterns(&escaped),
+                    Vec::<String>::new(),
+                    "{spoof:?} -> {escaped}"
+                );
+            }
+        }
+        // Plain forms too, and a bare `www.`.
+        for plain in [
+            "#12",
+            "gh-12",
+            "o/r#1",
+            "@me",
+            "http://x.example",
+            "WWW.x.example",
+            "a www. b",
+        ] {
+            let escaped = escape_text(plain);
+            assert!(live_patterns(&escaped).is_empty(), "{plain} -> {escaped}");
+        }
+        // The visible text is kept.
+        assert_eq!(
+            escape_text("see www.example.com"),
+            format!("see www{BREAK}.example.com")
+        );
+        assert_eq!(escape_text("a\u{00ad}b\u{e0041}c"), "abc");
+    }
+
+    #[test]
+    fn a_closing_details_tag_in_a_code_span_does_not_close_the_real_one() {
+        let build = crate::model::Build {
+            cache_imports: (0..50)
+                .map(|i| crate::model::CacheImport {
+                    // Build text: a closing tag inside a code span, ahead of the cut.
+                    reference: format!("registry.example/cache:{i}</details>"),
+                    status: crate::model::OutcomeStatus::Ok,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let report = crate::analysis::analyze(build);
+        let full = render(&report);
+        let opened = full.find("<details>").expect("details");
+        // Cut after several imports, each carrying `</details>` in its code span.
+        let budget = full[..opened + 600].chars().count();
+        let cut = render_within(&report, budget);
+        assert!(
+            cut.matches("`registry.example/cache:").count() >= 3,
+            "{cut}"
+        );
+        assert!(cut.ends_with("\n\n</details>\n"), "{cut}");
+        assert!(cut.chars().count() <= budget);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod github;
+pub mod inert;
 pub mod json;
 pub mod markdown;
 pub mod table;

@@ -1,10 +1,13 @@
-//! Terminal rendering: the step table within a width, in colour when asked.
+//! Terminal rendering: the step table within a width, in colour when asked. The text is
+//! made inert for the Actions runner (`render::inert`): a step name or build output cannot
+//! become a workflow command when the table is printed in a step's log.
 
 use comfy_table::{
     Attribute, Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED,
 };
 
 use crate::model::StepStatus;
+use crate::render::inert;
 use crate::render::{bytes, cache_time, duration, status_label, summary_line, title, why};
 use crate::report::Report;
 
@@ -53,7 +56,7 @@ pub fn render_styled(report: &Report, style: &TableStyle) -> String {
     if let Some(error) = &info.error {
         out.push_str(&format!("error: {error}\n"));
     }
-    let mut out = wrap_lines(&out, width);
+    let mut out = inert::lines(&wrap_lines(&out, width));
     if !report.build.steps.is_empty() {
         let mut table = Table::new();
         table.load_style(UTF8_FULL_CONDENSED);
@@ -84,8 +87,8 @@ pub fn render_styled(report: &Report, style: &TableStyle) -> String {
                 status = status.fg(colour);
             }
             let mut row = vec![
-                Cell::new(step.position_label()),
-                Cell::new(shorten(&step.instruction, INSTRUCTION_WIDTH)),
+                Cell::new(inert::lines(&step.position_label())),
+                Cell::new(inert::lines(&shorten(&step.instruction, INSTRUCTION_WIDTH))),
                 status,
                 Cell::new(step.duration_ms.map(duration).unwrap_or_default()),
                 Cell::new(step.layer_bytes.map(bytes).unwrap_or_default()),
@@ -97,10 +100,16 @@ pub fn render_styled(report: &Report, style: &TableStyle) -> String {
                         .unwrap_or_else(|| "new".to_string()),
                 ));
             }
-            row.push(Cell::new(shorten(&why(step), 80)));
+            row.push(Cell::new(inert::lines(&shorten(&why(step), 80))));
             table.add_row(row);
         }
-        out.push_str(&table.to_string());
+        // The cells' build text is inert already; the colour escapes are the table's own.
+        let table = table.to_string();
+        out.push_str(&if style.colour {
+            inert::coloured_lines(&table)
+        } else {
+            inert::lines(&table)
+        });
         out.push('\n');
         if report.build.steps.iter().any(|s| s.status_inferred) {
             out.push_str("* inferred: the log shows layer downloads but no CACHED line (a remote-cache hit)\n");
@@ -167,7 +176,7 @@ pub fn render_styled(report: &Report, style: &TableStyle) -> String {
             None => after.push_str(&format!("warning: {}\n", w.message)),
         }
     }
-    out.push_str(&wrap_lines(&after, width));
+    out.push_str(&inert::lines(&wrap_lines(&after, width)));
     out
 }
 
@@ -223,6 +232,40 @@ pub(crate) fn wrap_lines(text: &str, width: Option<u16>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Build, Step, StepKind};
+    use crate::render::inert::is_command;
+
+    #[test]
+    fn a_table_in_colour_keeps_its_colours_and_no_workflow_command() {
+        let step = |name: &str, status| Step {
+            name: name.to_string(),
+            instruction: name.to_string(),
+            stage: Some("::stage\x1b[8m".into()),
+            kind: StepKind::Run,
+            status,
+            ..Step::default()
+        };
+        let report = crate::analysis::analyze(Build {
+            steps: vec![
+                step("RUN a\r::error::spoofed ##[x]", StepStatus::Rebuilt),
+                step("RUN b \x1b[8m::add-mask::y", StepStatus::Cached),
+            ],
+            ..Build::default()
+        });
+        let text = render_styled(
+            &report,
+            &TableStyle {
+                width: Some(100),
+                colour: true,
+            },
+        );
+        for line in text.split(['\r', '\n']) {
+            assert!(!is_command(line), "{line:?}");
+        }
+        // The table's own colours stay; the build's escapes do not.
+        assert!(text.contains("\x1b["), "{text:?}");
+        assert!(!text.contains("\x1b[8m"), "{text:?}");
+    }
 
     #[test]
     fn long_lines_wrap_with_an_indent() {

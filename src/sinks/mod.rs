@@ -44,6 +44,13 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A path the sink will not write to (a symbolic link on the way, outside its folder).
+    #[error("the {what} is not written to {}: {reason}", .path.display())]
+    Refused {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("cannot write to standard output: {0}")]
     Stdout(std::io::Error),
 }

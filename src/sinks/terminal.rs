@@ -88,10 +88,12 @@ pub fn write_report(
     destination: &Destination,
     output: Option<&Path>,
 ) -> Result<(), SinkError> {
+    // Made inert for the Actions runner: the report may be printed in a step's log (the
+    // table makes its own text inert, keeping its colours).
     let text = match destination.format {
         Format::Table => render::table::render_styled(report, &destination.table),
-        Format::Markdown => render::markdown::render(report),
-        Format::Json => render::json::render(report),
+        Format::Markdown => render::inert::lines(&render::markdown::render(report)),
+        Format::Json => render::inert::json(&render::json::render(report)),
     };
     write_text("report", &text, output)
 }
@@ -115,16 +117,21 @@ pub fn write_text(what: &'static str, text: &str, output: Option<&Path>) -> Resu
     }
 }
 
+/// Messages quote build text (step names, errors): inert for the Actions runner.
+fn inert(message: &str) -> String {
+    render::inert::lines(message)
+}
+
 pub fn warning(message: &str) {
-    eprintln!("cachehit: warning: {message}");
+    eprintln!("cachehit: warning: {}", inert(message));
 }
 
 pub fn error(message: &str) {
-    eprintln!("cachehit: error: {message}");
+    eprintln!("cachehit: error: {}", inert(message));
 }
 
 pub fn gate_failed(reason: &str) {
-    eprintln!("cachehit: gate failed: {reason}");
+    eprintln!("cachehit: gate failed: {}", inert(reason));
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@ fn say(line: &str) {
     println!("{line}");
 }
 
-/// Hides `secret` from every later line of the log; print it before anything else.
+/// Hides `secret` from every later line of the log; print it before anything else. The
+/// runner unescapes command data, so the secret is escaped to be masked as it is.
 pub fn mask(secret: &str) {
-    say(&format!("::add-mask::{secret}"));
+    say(&format!("::add-mask::{}", escape_data(secret)));
 }
 
 pub fn warning(message: &str) {

@@ -1,8 +1,18 @@
 //! The OCI distribution API: an image reference to its platform manifests and their
 //! compressed layers. Anonymous access, basic auth, and the bearer-token flow that ghcr.io
 //! and Docker Hub use (a `401` with `WWW-Authenticate: Bearer realm=...,service=...,scope=...`).
+//!
+//! Credentials are guarded: they go only over TLS, or to a loopback address (`localhost`,
+//! `127.0.0.0/8`, `::1`, parsed, never matched on a prefix); Basic credentials only after the
+//! registry asked for them, and to a token realm only when it is on the registry's own host
+//! or over TLS. Every request has a deadline (its body included) within a budget for the
+//! whole image; an index's platform manifests are fetched a few at a time, at most
+//! [`MAX_PLATFORMS`] of them.
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -23,8 +33,12 @@ pub enum RegistryError {
     NotFound { url: String },
     #[error("{url}: the registry answered {status}")]
     Server { url: String, status: u16 },
-    #[error("{url}: no answer within {seconds} s")]
+    #[error("{url}: timeout: no complete answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
+    #[error(
+        "{url}: the registry wants credentials, which cachehit sends only over TLS or to a loopback address"
+    )]
+    InsecureCredentials { url: String },
     #[error("{url}: {detail}")]
     Protocol { url: String, detail: String },
 }
@@ -85,12 +99,74 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// An index's platform manifests read at most: real multi-platform images have a handful.
+pub const MAX_PLATFORMS: usize = 64;
+/// Platform manifests asked for at the same time.
+const CONCURRENT_REQUESTS: usize = 4;
+/// The largest manifest or token answer read.
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+/// Every request of one image together.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
+
+/// The platform images of a reference, and what was left out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Images {
+    pub images: Vec<PlatformImage>,
+    /// Platforms of the index beyond [`MAX_PLATFORMS`], not read.
+    pub platforms_left_out: usize,
+}
+
 pub struct RegistryClient {
     agent: ureq::Agent,
     credentials: Option<Credentials>,
     insecure: bool,
     timeout: Duration,
-    token: std::cell::RefCell<Option<String>>,
+    budget: Duration,
+    token: Mutex<Option<String>>,
+}
+
+/// Whether `host` (`name`, `name:port`, `[v6]:port`) is this machine: `localhost` or a
+/// loopback IP address, parsed.
+pub fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => match host.rsplit_once(':') {
+            // One colon: a port; several: an IPv6 address without brackets.
+            Some((name, port))
+                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                name
+            }
+            _ => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host:port` of an `http(s)://host:port/...` URL, and whether it is TLS.
+fn authority(url: &str) -> (String, bool) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    (
+        host.to_ascii_lowercase(),
+        scheme.eq_ignore_ascii_case("https"),
+    )
+}
+
+/// Whether credentials may go to `url`: over TLS, or to this machine.
+fn may_carry_credentials(url: &str) -> bool {
+    let (host, tls) = authority(url);
+    tls || is_loopback(&host)
+}
+
+/// Whether credentials may go to a token `realm` of the registry at `registry_url`: over
+/// TLS, or when both are this machine.
+fn realm_may_carry_credentials(realm: &str, registry_url: &str) -> bool {
+    let (realm_host, tls) = authority(realm);
+    let (registry_host, _) = authority(registry_url);
+    tls || (is_loopback(&realm_host) && is_loopback(&registry_host))
 }
 
 impl RegistryClient {
@@ -104,13 +180,19 @@ impl RegistryClient {
             credentials,
             insecure,
             timeout,
-            token: std::cell::RefCell::new(None),
+            budget: DEFAULT_BUDGET,
+            token: Mutex::new(None),
         }
     }
 
+    /// The same client with another budget for all requests of one image.
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
     fn base(&self, image: &ImageRef) -> String {
-        let local = image.registry.starts_with("localhost") || image.registry.starts_with("127.");
-        let scheme = if self.insecure || local {
+        let scheme = if self.insecure || is_loopback(&image.registry) {
             "http"
         } else {
             "https"
@@ -120,13 +202,23 @@ impl RegistryClient {
 
     /// Every platform image of the reference (attestation manifests left out).
     pub fn images(&self, image: &ImageRef) -> Result<Vec<PlatformImage>, RegistryError> {
+        self.images_of(image).map(|found| found.images)
+    }
+
+    /// Every platform image of the reference (attestation manifests left out), at most
+    /// [`MAX_PLATFORMS`] of an index, fetched a few at a time.
+    pub fn images_of(&self, image: &ImageRef) -> Result<Images, RegistryError> {
+        let started = Instant::now();
         let url = format!("{}/manifests/{}", self.base(image), image.reference);
-        let (digest, manifest) = self.get_json(&url, MANIFEST_TYPES)?;
-        if manifest.get("manifests").is_none() {
-            return Ok(vec![platform_image(None, digest, &manifest)]);
-        }
-        let mut images = Vec::new();
-        for entry in manifest["manifests"].as_array().into_iter().flatten() {
+        let (digest, manifest) = self.get_json(&url, MANIFEST_TYPES, started)?;
+        let Some(entries) = manifest.get("manifests") else {
+            return Ok(Images {
+                images: vec![platform_image(None, digest, &manifest)],
+                platforms_left_out: 0,
+            });
+        };
+        let mut wanted = Vec::new();
+        for entry in entries.as_array().into_iter().flatten() {
             let attestation = entry
                 .get("annotations")
                 .and_then(|a| a.get("vnd.docker.reference.type"))
@@ -149,23 +241,96 @@ impl RegistryClient {
             let Some(child) = entry.get("digest").and_then(Value::as_str) else {
                 continue;
             };
-            let url = format!("{}/manifests/{child}", self.base(image));
-            let (_, m) = self.get_json(&url, MANIFEST_TYPES)?;
-            images.push(platform_image(platform, Some(child.to_string()), &m));
+            wanted.push((platform, child.to_string()));
         }
-        Ok(images)
+        let platforms_left_out = wanted.len().saturating_sub(MAX_PLATFORMS);
+        wanted.truncate(MAX_PLATFORMS);
+        let base = self.base(image);
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Result<PlatformImage, RegistryError>>>> =
+            wanted.iter().map(|_| Mutex::new(None)).collect();
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for _ in 0..CONCURRENT_REQUESTS.min(wanted.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        // After one failure, nothing more is asked of that registry.
+                        if i >= wanted.len() || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let (platform, child) = &wanted[i];
+                        let url = format!("{base}/manifests/{child}");
+                        let result = self.get_json(&url, MANIFEST_TYPES, started).map(|(_, m)| {
+                            platform_image(platform.clone(), Some(child.clone()), &m)
+                        });
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    }
+                });
+            }
+        });
+        let mut images = Vec::with_capacity(results.len());
+        for slot in results {
+            match slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(Ok(image)) => images.push(image),
+                Some(Err(e)) => return Err(e),
+                // Not asked after another platform failed: that failure is returned above
+                // or below, in index order.
+                None => {}
+            }
+        }
+        Ok(Images {
+            images,
+            platforms_left_out,
+        })
     }
 
-    fn get_json(&self, url: &str, accept: &str) -> Result<(Option<String>, Value), RegistryError> {
+    /// The deadline of the next request: its own, within what is left of the budget.
+    fn deadline(&self, url: &str, started: Instant) -> Result<Duration, RegistryError> {
+        let left = self.budget.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(RegistryError::Timeout {
+                url: url.into(),
+                seconds: self.budget.as_secs().max(1),
+            });
+        }
+        Ok(self.timeout.min(left))
+    }
+
+    fn bearer(&self) -> Option<String> {
+        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn get_json(
+        &self,
+        url: &str,
+        accept: &str,
+        started: Instant,
+    ) -> Result<(Option<String>, Value), RegistryError> {
+        // Basic credentials go only after the registry asked for them.
+        let mut basic_asked = false;
         let mut challenge_answered = false;
         loop {
-            let mut request = self.agent.get(url).header("Accept", accept);
-            if let Some(token) = self.token.borrow().as_ref() {
+            let deadline = self.deadline(url, started)?;
+            let mut request = self
+                .agent
+                .get(url)
+                .header("Accept", accept)
+                .config()
+                .timeout_global(Some(deadline))
+                .build();
+            let bearer = self.bearer();
+            if let Some(token) = &bearer {
                 request = request.header("Authorization", &format!("Bearer {token}"));
-            } else if let Some(c) = &self.credentials {
+            } else if let (true, Some(c)) = (basic_asked, &self.credentials) {
                 request = request.header("Authorization", &basic(c));
             }
-            let mut response = request.call().map_err(|e| self.transport(url, e))?;
+            let mut response = request
+                .call()
+                .map_err(|e| self.transport(url, e, deadline))?;
             let status = response.status().as_u16();
             if status == 401 && !challenge_answered {
                 challenge_answered = true;
@@ -175,19 +340,20 @@ impl RegistryClient {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                if let Some(params) = challenge.strip_prefix("Bearer ") {
-                    *self.token.borrow_mut() = Some(self.fetch_token(url, params)?);
+                if let Some(params) = strip_scheme(&challenge, "Bearer") {
+                    let token = self.fetch_token(url, params, started)?;
+                    *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
                     continue;
                 }
-                if challenge.starts_with("Basic")
+                if strip_scheme(&challenge, "Basic").is_some()
+                    && bearer.is_none()
                     && self.credentials.is_some()
-                    && self.token.borrow().is_none()
                 {
-                    // Credentials were sent already and refused.
-                    return Err(RegistryError::Unauthorized {
-                        url: url.into(),
-                        detail: "the credentials were refused".into(),
-                    });
+                    if !may_carry_credentials(url) {
+                        return Err(RegistryError::InsecureCredentials { url: url.into() });
+                    }
+                    basic_asked = true;
+                    continue;
                 }
                 return Err(RegistryError::Unauthorized {
                     url: url.into(),
@@ -222,9 +388,9 @@ impl RegistryClient {
             let body = response
                 .body_mut()
                 .with_config()
-                .limit(16 * 1024 * 1024)
+                .limit(MAX_MANIFEST_BYTES)
                 .read_to_vec()
-                .map_err(|e| self.transport(url, e))?;
+                .map_err(|e| self.transport(url, e, deadline))?;
             let json = serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                 url: url.into(),
                 detail: format!("the manifest is not JSON: {e}"),
@@ -234,19 +400,24 @@ impl RegistryClient {
     }
 
     /// `realm="https://ghcr.io/token",service="ghcr.io",scope="repository:o/r:pull"`.
-    fn fetch_token(&self, url: &str, params: &str) -> Result<String, RegistryError> {
+    /// Credentials go to the realm only when it is over TLS or on the registry's own host;
+    /// otherwise a token is asked for anonymously.
+    fn fetch_token(
+        &self,
+        url: &str,
+        params: &str,
+        started: Instant,
+    ) -> Result<String, RegistryError> {
         let mut realm = None;
         let mut query = Vec::new();
         for part in split_params(params) {
             let Some((key, value)) = part.split_once('=') else {
                 continue;
             };
-            let value = value.trim_matches('"');
-            match key.trim() {
+            let value = value.trim().trim_matches('"');
+            match key.trim().to_ascii_lowercase().as_str() {
                 "realm" => realm = Some(value.to_string()),
-                k @ ("service" | "scope") => {
-                    query.push(format!("{k}={}", value.replace(' ', "%20")))
-                }
+                k @ ("service" | "scope") => query.push(format!("{k}={}", encode_query(value))),
                 _ => {}
             }
         }
@@ -254,16 +425,32 @@ impl RegistryClient {
             url: url.into(),
             detail: "bearer challenge without realm".into(),
         })?;
+        if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+            return Err(RegistryError::Protocol {
+                url: url.into(),
+                detail: format!("bearer realm `{realm}` is not an http(s) URL"),
+            });
+        }
         let token_url = format!(
             "{realm}{}{}",
             if realm.contains('?') { "&" } else { "?" },
             query.join("&")
         );
-        let mut request = self.agent.get(&token_url);
-        if let Some(c) = &self.credentials {
+        let deadline = self.deadline(&token_url, started)?;
+        let mut request = self
+            .agent
+            .get(&token_url)
+            .config()
+            .timeout_global(Some(deadline))
+            .build();
+        if let Some(c) = &self.credentials
+            && realm_may_carry_credentials(&realm, url)
+        {
             request = request.header("Authorization", &basic(c));
         }
-        let mut response = request.call().map_err(|e| self.transport(&token_url, e))?;
+        let mut response = request
+            .call()
+            .map_err(|e| self.transport(&token_url, e, deadline))?;
         match response.status().as_u16() {
             200 => {}
             401 | 403 => {
@@ -279,13 +466,16 @@ impl RegistryClient {
                 });
             }
         }
-        let body: Value = response
+        let body = response
             .body_mut()
-            .read_json()
-            .map_err(|e| RegistryError::Protocol {
-                url: token_url.clone(),
-                detail: format!("token answer: {e}"),
-            })?;
+            .with_config()
+            .limit(MAX_TOKEN_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.transport(&token_url, e, deadline))?;
+        let body: Value = serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+            url: token_url.clone(),
+            detail: format!("token answer: {e}"),
+        })?;
         body.get("token")
             .or_else(|| body.get("access_token"))
             .and_then(Value::as_str)
@@ -296,11 +486,11 @@ impl RegistryClient {
             })
     }
 
-    fn transport(&self, url: &str, error: ureq::Error) -> RegistryError {
+    fn transport(&self, url: &str, error: ureq::Error, deadline: Duration) -> RegistryError {
         match error {
             ureq::Error::Timeout(_) => RegistryError::Timeout {
                 url: url.into(),
-                seconds: self.timeout.as_secs().max(1),
+                seconds: deadline.as_secs().max(1),
             },
             other => RegistryError::Protocol {
                 url: url.into(),
@@ -308,6 +498,35 @@ impl RegistryClient {
             },
         }
     }
+}
+
+/// The parameters of a `WWW-Authenticate` challenge of `scheme` (case-insensitive).
+fn strip_scheme<'a>(challenge: &'a str, scheme: &str) -> Option<&'a str> {
+    let challenge = challenge.trim_start();
+    let head = challenge.get(..scheme.len())?;
+    let rest = &challenge[scheme.len()..];
+    (head.eq_ignore_ascii_case(scheme) && (rest.is_empty() || rest.starts_with(' ')))
+        .then(|| rest.trim_start())
+}
+
+/// A query value: unreserved characters and those scopes use (`:`, `/`, `,`) as they are.
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b':'
+            | b'/'
+            | b',' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn split_params(params: &str) -> Vec<String> {
@@ -398,6 +617,69 @@ mod tests {
             ("registry-1.docker.io", "library/busybox", "latest")
         );
         assert!(ImageRef::parse("").is_err());
+    }
+
+    #[test]
+    fn loopback_is_parsed_not_prefix_matched() {
+        for host in [
+            "localhost",
+            "LOCALHOST:5000",
+            "127.0.0.1",
+            "127.1.2.3:443",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "localhost.attacker.example",
+            "localhost.attacker.example:5000",
+            "127.0.0.1.nip.io",
+            "127.attacker.example",
+            "localhostx",
+            "10.0.0.1:5000",
+            "[::2]:5000",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+        let client = RegistryClient::new(None, false, Duration::from_secs(1));
+        let image = ImageRef::parse("localhost.attacker.example/app:1").unwrap();
+        assert_eq!(image.registry, "localhost.attacker.example");
+        assert!(
+            client.base(&image).starts_with("https://"),
+            "{}",
+            client.base(&image)
+        );
+        let image = ImageRef::parse("localhost:5000/app:1").unwrap();
+        assert!(client.base(&image).starts_with("http://"));
+    }
+
+    #[test]
+    fn credentials_go_over_tls_or_to_this_machine_only() {
+        assert!(may_carry_credentials("https://registry.example/v2/"));
+        assert!(may_carry_credentials("http://127.0.0.1:5000/v2/"));
+        assert!(!may_carry_credentials("http://registry.example/v2/"));
+        assert!(!may_carry_credentials(
+            "http://localhost.attacker.example/v2/"
+        ));
+        let registry = "https://registry.example/v2/app/manifests/1";
+        assert!(realm_may_carry_credentials(
+            "https://auth.example/token",
+            registry
+        ));
+        assert!(!realm_may_carry_credentials(
+            "http://auth.example/token",
+            registry
+        ));
+        let local = "http://127.0.0.1:5000/v2/app/manifests/1";
+        assert!(realm_may_carry_credentials(
+            "http://127.0.0.1:5001/token",
+            local
+        ));
+        assert!(!realm_may_carry_credentials(
+            "http://auth.example/token",
+            local
+        ));
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //!   the `x-ratelimit-*` headers. Failures can be injected.
 //! - GitHub Enterprise Server ([`GitHubServer::start_ghes`]) serves the API under `/api/v3`
 //!   only, and its `Link` headers keep that prefix.
+//! - Requests are answered concurrently, as GitHub does, each after an optional latency
+//!   ([`GitHubServer::set_latency`], for benchmarks); the state is locked per request.
 
 #![allow(dead_code)]
 
@@ -130,6 +132,12 @@ pub struct State {
     /// `/api/v3` on GitHub Enterprise Server, empty on github.com.
     pub prefix: String,
     pub storage_url: String,
+    /// Added before every answer, API and storage alike.
+    pub latency: std::time::Duration,
+    /// A file read whenever a comment is written (created or updated)...
+    pub watched: Option<std::path::PathBuf>,
+    /// ... and what it held each time.
+    pub watched_at_comment: Vec<String>,
 }
 
 pub struct GitHubServer {
@@ -186,8 +194,14 @@ impl GitHubServer {
             let origin = url.clone();
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
-                    // One request at a time keeps the state consistent, as the API is.
-                    handle(request, &state, &origin);
+                    let state = Arc::clone(&state);
+                    let origin = origin.clone();
+                    // Each request locks the state while it is handled: consistent, as the
+                    // API is, and concurrent with the others' latency.
+                    std::thread::spawn(move || {
+                        wait_latency(&state);
+                        handle(request, &state, &origin);
+                    });
                 }
             })
         };
@@ -196,7 +210,11 @@ impl GitHubServer {
             let state = Arc::clone(&state);
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
-                    handle_storage(request, &state);
+                    let state = Arc::clone(&state);
+                    std::thread::spawn(move || {
+                        wait_latency(&state);
+                        handle_storage(request, &state);
+                    });
                 }
             })
         };
@@ -208,6 +226,11 @@ impl GitHubServer {
             servers: vec![api, storage],
             threads: vec![api_thread, storage_thread],
         }
+    }
+
+    /// A delay before every answer, as a distant server has.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.state.lock().unwrap().latency = latency;
     }
 
     /// Another token the API accepts, acting as `identity`.
@@ -250,6 +273,16 @@ impl GitHubServer {
             message: message.map(str::to_string),
             times,
         });
+    }
+
+    /// Reads `file` each time a comment is written: what the client had written by then.
+    pub fn watch_on_comment(&self, file: &std::path::Path) {
+        self.state.lock().unwrap().watched = Some(file.to_path_buf());
+    }
+
+    /// What the watched file held at each comment written, in order.
+    pub fn watched_at_comment(&self) -> Vec<String> {
+        self.state.lock().unwrap().watched_at_comment.clone()
     }
 
     pub fn comments(&self) -> Vec<StoredComment> {
@@ -474,6 +507,13 @@ impl Drop for GitHubServer {
     }
 }
 
+fn wait_latency(state: &Arc<Mutex<State>>) {
+    let latency = state.lock().unwrap().latency;
+    if !latency.is_zero() {
+        std::thread::sleep(latency);
+    }
+}
+
 type Answer = (u16, Vec<u8>, Vec<(String, String)>);
 
 fn respond(request: tiny_http::Request, (status, body, headers): Answer) {
@@ -680,6 +720,14 @@ fn default_message(status: u16, headers: &[(String, String)]) -> &'static str {
     }
 }
 
+/// Keeps what the watched file holds when a comment is written.
+fn watch(s: &mut State) {
+    if let Some(file) = &s.watched {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        s.watched_at_comment.push(text);
+    }
+}
+
 fn handle(mut request: tiny_http::Request, state: &Arc<Mutex<State>>, origin: &str) {
     let recorded = record(&mut request);
     let method = recorded.method.clone();
@@ -787,6 +835,7 @@ fn handle(mut request: tiny_http::Request, state: &Arc<Mutex<State>>, origin: &s
                         user_type: identity.account_type().to_string(),
                     };
                     s.comments.push(c.clone());
+                    watch(&mut s);
                     (
                         201,
                         comment_json(&c, &base).to_string().into_bytes(),
@@ -812,6 +861,7 @@ fn handle(mut request: tiny_http::Request, state: &Arc<Mutex<State>>, origin: &s
                 (Some(c), Some(text)) => {
                     c.body = text;
                     let c = c.clone();
+                    watch(&mut s);
                     (200, comment_json(&c, &base).to_string().into_bytes(), vec![])
                 }
                 (None, _) => error(404, "Not Found"),

@@ -7,7 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod fake_registry;
 pub mod github_server;
+pub mod hostile_server;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
