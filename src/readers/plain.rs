@@ -12,6 +12,7 @@
 //! only text that ends up in the report (names, errors, the last output lines of a running
 //! step) is copied or converted to UTF-8.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
 
@@ -209,7 +210,7 @@ struct Slot {
 struct PlainParser {
     builds: Vec<BuildState>,
     slots: Vec<Slot>,
-    by_number: HashMap<u64, Vec<usize>>,
+    by_number: HashMap<u64, Vec<usize>, foldhash::fast::RandomState>,
     /// The previous progress line's `#N` and vertex.
     last: Option<(u64, usize)>,
     /// A header whose key the next line decides (20.10 logs put the digest there).
@@ -348,13 +349,16 @@ impl PlainParser {
     fn resolve(&mut self, number: u64, rest: &[u8]) -> Option<usize> {
         let rest = trim_end(rest);
         let header = looks_like_header(rest);
+        self.seq += 1;
+        if !header && let Some(slot) = self.continued_vertex(number, rest) {
+            return Some(slot);
+        }
         let candidates: Vec<usize> = self.by_number.get(&number).cloned().unwrap_or_default();
         let open: Vec<usize> = candidates
             .iter()
             .copied()
             .filter(|s| !self.builds[self.slots[*s].build].closed)
             .collect();
-        self.seq += 1;
         // The same header again: the vertex resumes, unless a build started since whose own
         // vertex this is (parallel builds print the same first vertices).
         if let Some(&same) = open
@@ -395,6 +399,30 @@ impl PlainParser {
         pool.iter()
             .copied()
             .max_by_key(|s| (!self.slots[*s].finished, self.slots[*s].header_seq))
+    }
+
+    /// What `resolve` decides for a line that is not a header, when a vertex of that number
+    /// exists and none is named like the line: the unfinished vertex whose header came last,
+    /// among the open builds' when there are any. Most lines of a log are such lines, and
+    /// this answers them without copying the candidates. `None` leaves the decision to
+    /// `resolve`.
+    fn continued_vertex(&self, number: u64, line: &[u8]) -> Option<usize> {
+        let candidates = self.by_number.get(&number)?;
+        let open = |s: usize| !self.builds[self.slots[s].build].closed;
+        let mut any_open = false;
+        for &s in candidates {
+            if open(s) {
+                if self.slots[s].name.as_deref().map(str::as_bytes) == Some(line) {
+                    return None;
+                }
+                any_open = true;
+            }
+        }
+        candidates
+            .iter()
+            .copied()
+            .filter(|&s| !any_open || open(s))
+            .max_by_key(|&s| (!self.slots[s].finished, self.slots[s].header_seq))
     }
 
     /// Which build a new vertex `#number` belongs to: an open build that has no vertex of that
@@ -723,7 +751,7 @@ impl PlainParser {
         }
         let state = &self.slots[slot];
         self.builds[build].acc.on_status(VertexStatus {
-            id,
+            id: id.into_owned(),
             vertex: state.key.clone(),
             total,
             ..VertexStatus::default()
@@ -820,7 +848,14 @@ fn finish_build(state: BuildState) -> Build {
         accumulator.set_dockerfile_line_of_failed_step(line);
     }
     let mut build = accumulator.finish();
-    if let Some(error) = trailer.error {
+    conclude_with_client_error(&mut build, trailer.error);
+    build
+}
+
+/// The error the client printed after the progress: the build failed (or was canceled) even
+/// when no step said so, and the steps it never reached are listed as not run.
+pub(crate) fn conclude_with_client_error(build: &mut Build, error: Option<String>) {
+    if let Some(error) = error {
         let canceled = error.trim_end().ends_with("context canceled");
         build.build.error = Some(error);
         if matches!(
@@ -838,9 +873,8 @@ fn finish_build(state: BuildState) -> Build {
         build.build.status,
         BuildStatus::Failed | BuildStatus::Canceled
     ) {
-        add_unlisted_steps(&mut build);
+        add_unlisted_steps(build);
     }
-    build
 }
 
 /// Several builds of one log, one after another in one `Build`.
@@ -1064,30 +1098,54 @@ pub(crate) fn parse_seconds(text: &str) -> Option<u64> {
 }
 
 /// A status row: its id without the timing suffix, and the total size when it shows
-/// `current / total` (layer transfers: `sha256:… 6.29MB / 6.29MB 0.0s done`).
-pub(crate) fn status_row(text: &str) -> (String, i64) {
-    let mut tokens: Vec<&str> = text.split_whitespace().collect();
-    if tokens.last() == Some(&"done") {
-        tokens.pop();
+/// `current / total` (layer transfers: `sha256:… 6.29MB / 6.29MB 0.0s done`): the row's id and
+/// its total (0 when it gives none). Rows of up to eight words, every layer row among them, are
+/// read without allocating: a pull prints thousands.
+pub(crate) fn status_row(text: &str) -> (Cow<'_, str>, i64) {
+    let mut words = [""; 8];
+    let mut count = 0;
+    for word in text.split_ascii_whitespace() {
+        let Some(slot) = words.get_mut(count) else {
+            let words: Vec<&str> = text.split_ascii_whitespace().collect();
+            let (kept, total) = row_id_words(&words);
+            return (Cow::Owned(words[..kept].join(" ")), total);
+        };
+        *slot = word;
+        count += 1;
     }
-    if tokens.last().is_some_and(|t| parse_seconds(t).is_some()) {
-        tokens.pop();
+    let (kept, total) = row_id_words(&words[..count]);
+    let id = match kept {
+        0 => Cow::Borrowed(""),
+        1 => Cow::Borrowed(words[0]),
+        _ => Cow::Owned(words[..kept].join(" ")),
+    };
+    (id, total)
+}
+
+/// How many of a status row's words name it, and the total its `current / total` gives.
+fn row_id_words(words: &[&str]) -> (usize, i64) {
+    let mut words = words;
+    if let [rest @ .., "done"] = words {
+        words = rest;
     }
-    let mut total = 0;
-    if let Some(slash) = tokens.iter().position(|t| *t == "/")
+    if let [rest @ .., last] = words
+        && parse_seconds(last).is_some()
+    {
+        words = rest;
+    }
+    if let Some(slash) = words.iter().position(|w| *w == "/")
         && slash >= 1
-        && let Some(size) = tokens.get(slash + 1).and_then(|t| parse_size(t))
+        && let Some(size) = words.get(slash + 1).and_then(|w| parse_size(w))
     {
-        total = size;
-        tokens.truncate(slash - 1);
-    } else if tokens.len() == 2
-        && tokens[0].starts_with("sha256:")
-        && let Some(size) = parse_size(tokens[1])
-    {
-        total = size;
-        tokens.truncate(1);
+        return (slash - 1, size);
     }
-    (tokens.join(" "), total)
+    if let [id, size] = words
+        && id.starts_with("sha256:")
+        && let Some(size) = parse_size(size)
+    {
+        return (1, size);
+    }
+    (words.len(), 0)
 }
 
 /// `6.29MB` -> 6290000 (BuildKit prints decimal units).
@@ -1141,11 +1199,25 @@ mod tests {
         assert_eq!(parse_seconds("1.25s"), Some(1250));
         assert_eq!(
             status_row("sha256:ea72 6.29MB / 6.29MB 0.0s done"),
-            ("sha256:ea72".to_string(), 6_290_000)
+            ("sha256:ea72".into(), 6_290_000)
         );
         assert_eq!(
             status_row("pushing manifest for r:v2@sha256:15 0.0s done"),
-            ("pushing manifest for r:v2@sha256:15".to_string(), 0)
+            ("pushing manifest for r:v2@sha256:15".into(), 0)
+        );
+        assert_eq!(status_row("sha256:ea72 12.5kB"), ("sha256:ea72".into(), 12_500));
+        assert_eq!(
+            status_row("extracting sha256:ea72 0.3s done"),
+            ("extracting sha256:ea72".into(), 0)
+        );
+        // Longer than the words read in place: the same answer, allocated.
+        assert_eq!(
+            status_row("a b c d e f g h sha256:ea72 1MB / 2MB 0.1s"),
+            ("a b c d e f g h sha256:ea72".into(), 2_000_000)
+        );
+        assert_eq!(
+            status_row("a b c d e f g h i j k 0.1s done"),
+            ("a b c d e f g h i j k".into(), 0)
         );
         assert!(is_error_text(b"Dockerfile:6"));
         assert!(is_error_text(b"ERROR: failed to build: failed to solve: x"));

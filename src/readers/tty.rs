@@ -15,11 +15,11 @@
 use std::collections::HashSet;
 use std::io::BufRead;
 
-use crate::model::{Build, BuildStatus, Problem, ProblemKind, StatusSource};
+use crate::model::{Build, Problem, ProblemKind, StatusSource};
 use crate::readers::error::ReadError;
 use crate::readers::line_clean;
 use crate::readers::plain::{
-    add_unlisted_steps, for_each_line, log_output, parse_seconds, status_row,
+    conclude_with_client_error, for_each_line, log_output, parse_seconds, status_row,
 };
 use crate::readers::rawjson::ClientErrorText;
 use crate::readers::solve_status::{StatusAccumulator, Vertex, VertexLog, VertexStatus};
@@ -184,7 +184,7 @@ impl Screen {
                 } else {
                     let (id, total) = status_row(sub);
                     acc.on_status(VertexStatus {
-                        id,
+                        id: id.into_owned(),
                         vertex: key.clone(),
                         total,
                         ..VertexStatus::default()
@@ -265,34 +265,17 @@ impl Screen {
                 .find(|l| !l.is_empty() && !l.starts_with("Script done on "))
                 .map(str::to_string)
         });
-        if let Some(error) = error {
-            let canceled = error.trim_end().ends_with("context canceled");
-            if let Some(step) = build
+        // The frame shows no step's message, only that it failed: the client's error is the
+        // failed step's.
+        if let Some(error) = &error
+            && let Some(step) = build
                 .steps
                 .iter_mut()
                 .find(|s| s.status == crate::model::StepStatus::Failed)
-                && step.error.as_deref() == Some("failed")
-            {
-                step.error = Some(error.clone());
-            }
-            build.build.error = Some(error);
-            if matches!(
-                build.build.status,
-                BuildStatus::Unknown | BuildStatus::Completed
-            ) {
-                build.build.status = if canceled {
-                    BuildStatus::Canceled
-                } else {
-                    BuildStatus::Failed
-                };
-            }
+        {
+            step.error = Some(error.clone());
         }
-        if matches!(
-            build.build.status,
-            BuildStatus::Failed | BuildStatus::Canceled
-        ) {
-            add_unlisted_steps(&mut build);
-        }
+        conclude_with_client_error(&mut build, error);
         for step in &mut build.steps {
             step.status_source = Some(StatusSource::Tty);
         }
@@ -407,7 +390,7 @@ fn trim_end(text: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::StepStatus;
+    use crate::model::{BuildStatus, StepStatus};
 
     fn read(text: &str) -> Build {
         read_tty(text.as_bytes(), "t.log").unwrap()

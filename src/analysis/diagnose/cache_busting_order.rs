@@ -1,7 +1,7 @@
 //! `cache-busting-order`: a step copying the whole context (`COPY . .`) rebuilt, and a
 //! dependency install after it rebuilt only because of it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::analysis::diagnose::{Evidence, total_ms};
 use crate::model::{RebuildReason, Step, StepKind};
@@ -33,28 +33,34 @@ fn copies_whole_context(step: &Step) -> bool {
 pub(super) fn find(evidence: &Evidence) -> Vec<Diagnosis> {
     let report = evidence.current;
     let steps = &report.build.steps;
-    let mut found = Vec::new();
     // Only when the copy itself was rebuilt because the context changed: on a cold build
     // everything is rebuilt anyway, and the order is not what cost the install.
-    for copy in steps.iter().filter(|s| {
-        copies_whole_context(s)
-            && s.status.did_work()
-            && matches!(s.rebuild_reason, Some(RebuildReason::ContextChanged { .. }))
-    }) {
-        // Expensive steps rebuilt only because this copy changed.
-        let mut chain: HashSet<&str> = HashSet::from([copy.name.as_str()]);
-        let mut victims: Vec<&Step> = Vec::new();
-        for step in steps {
-            if let Some(RebuildReason::UpstreamRebuilt { upstream }) = &step.rebuild_reason
-                && chain.contains(upstream.as_str())
-            {
-                chain.insert(step.name.as_str());
-                let lower = step.instruction.to_lowercase();
-                if step.kind == StepKind::Run && INSTALL_WORDS.iter().any(|w| lower.contains(w)) {
-                    victims.push(step);
-                }
+    // One pass: each step rebuilt only because of its upstream inherits the copy its chain
+    // starts from, so long builds with many copies stay linear.
+    let mut copies: Vec<(&Step, Vec<&Step>)> = Vec::new();
+    let mut chain_start: HashMap<&str, usize> = HashMap::new();
+    for step in steps {
+        if copies_whole_context(step)
+            && step.status.did_work()
+            && matches!(
+                step.rebuild_reason,
+                Some(RebuildReason::ContextChanged { .. })
+            )
+        {
+            chain_start.insert(step.name.as_str(), copies.len());
+            copies.push((step, Vec::new()));
+        } else if let Some(RebuildReason::UpstreamRebuilt { upstream }) = &step.rebuild_reason
+            && let Some(&copy) = chain_start.get(upstream.as_str())
+        {
+            chain_start.insert(step.name.as_str(), copy);
+            let lower = step.instruction.to_lowercase();
+            if step.kind == StepKind::Run && INSTALL_WORDS.iter().any(|w| lower.contains(w)) {
+                copies[copy].1.push(step);
             }
         }
+    }
+    let mut found = Vec::new();
+    for (copy, victims) in copies {
         let Some(install) = victims.first() else {
             continue;
         };
