@@ -38,6 +38,9 @@ pub enum StepStatus {
     /// The record ends before the step finished (truncated or still running).
     #[default]
     Incomplete,
+    /// The records name the step but not its outcome: provenance alone lists a build's
+    /// steps, their lines and layers, not whether BuildKit took them from cache.
+    Unknown,
 }
 
 impl StepStatus {
@@ -50,6 +53,7 @@ impl StepStatus {
             StepStatus::NotRun => "not-run",
             StepStatus::Base => "base",
             StepStatus::Shared => "shared",
+            StepStatus::Unknown => "unknown",
             StepStatus::Incomplete => "incomplete",
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cachehit::model::{Build, StepStatus};
+use cachehit::model::{Build, StepKind, StepStatus};
 use cachehit::readers::{ReadError, ReadOptions, read_inputs};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -351,4 +351,95 @@ fn two_builds_in_one_stream_are_refused_not_merged() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn provenance_alone_lists_the_dockerfile_steps_with_lines_and_layers_but_no_outcome() {
+    let alone = read("d3-build-arg/v2.image/attestation-714c275a6b06.json");
+    let bundle = read("d3-build-arg/v2.dockerbuild");
+    let dockerfile = std::fs::read_to_string(fixture("d3-build-arg/Dockerfile")).unwrap();
+    let dockerfile: Vec<&str> = dockerfile.lines().collect();
+
+    // Every step of the build, as its own record (the bundle) lists it, in Dockerfile order.
+    let digests = |build: &Build| -> Vec<Option<String>> {
+        build
+            .steps
+            .iter()
+            .map(|s| s.vertex_digest.clone())
+            .collect()
+    };
+    assert_eq!(digests(&alone), digests(&bundle));
+    let lines: Vec<u32> = alone
+        .steps
+        .iter()
+        .map(|s| s.dockerfile_line.unwrap())
+        .collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "{lines:?}");
+    for (step, theirs) in alone.steps.iter().zip(&bundle.steps) {
+        assert_eq!(
+            step.dockerfile_line, theirs.dockerfile_line,
+            "{}",
+            step.name
+        );
+        assert_eq!(step.layer_bytes, theirs.layer_bytes, "{}", step.name);
+        assert_eq!(step.kind, theirs.kind, "{}", step.name);
+        assert_eq!(step.platform, theirs.platform, "{}", step.name);
+        // Named as the Dockerfile writes it (BuildKit adds the `[n/m]` label).
+        let line = dockerfile[step.dockerfile_line.unwrap() as usize - 1];
+        assert_eq!(
+            step.instruction.split_whitespace().next(),
+            line.split_whitespace().next(),
+            "{}",
+            step.name
+        );
+        // BuildKit expands build arguments and the base image's reference in its names.
+        if step.kind != StepKind::From && !step.instruction.contains('$') {
+            assert_eq!(step.instruction, theirs.instruction);
+        }
+        // Whether it was cached is not the provenance's to say.
+        let expected = if step.kind == StepKind::From {
+            StepStatus::Base
+        } else {
+            StepStatus::Unknown
+        };
+        assert_eq!(step.status, expected, "{}", step.name);
+    }
+    assert!(
+        alone
+            .steps
+            .iter()
+            .any(|s| s.layer_bytes.is_some_and(|b| b > 1_000_000))
+    );
+
+    let report = cachehit::analysis::analyze(alone);
+    assert_eq!(report.summary.cache_hit_ratio, None);
+    assert_eq!(report.summary.steps_cached, 0);
+    let line = cachehit::render::summary_line(&report);
+    assert!(line.starts_with("7 step(s) from the provenance"), "{line}");
+    assert!(
+        report
+            .build
+            .problems
+            .iter()
+            .any(|p| p.kind == cachehit::model::ProblemKind::NoProgress),
+        "the report says where its steps come from"
+    );
+}
+
+#[test]
+fn with_a_progress_log_provenance_adds_lines_not_steps() {
+    let both = read_with(
+        &[
+            fixture("d3-build-arg/v2.history-logs.rawjson"),
+            fixture("d3-build-arg/v2.image/attestation-714c275a6b06.json"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert!(!both.steps.is_empty());
+    assert!(both.steps.iter().all(|s| s.status != StepStatus::Unknown));
+    assert!(
+        both.steps.iter().all(|s| s.name.starts_with('[')),
+        "BuildKit's names"
+    );
 }

@@ -20,7 +20,7 @@ pub fn summarize(build: &Build) -> Summary {
             StepStatus::Canceled => summary.steps_canceled += 1,
             StepStatus::NotRun => summary.steps_not_run += 1,
             StepStatus::Incomplete => summary.steps_incomplete += 1,
-            StepStatus::Base | StepStatus::Shared => {}
+            StepStatus::Base | StepStatus::Shared | StepStatus::Unknown => {}
         }
         if step.status.did_work()
             && let Some(ms) = step.duration_ms

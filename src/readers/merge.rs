@@ -57,6 +57,11 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
         provenance.extend(fragment.provenance);
     }
     merged.problems.extend(left_out);
+    let has_progress = merged.inputs.iter().any(|i| records_progress(i.format));
+    let from_provenance = merged.steps.is_empty() && !has_progress;
+    if from_provenance {
+        merged.steps = steps_of_provenance(&provenance);
+    }
     for p in &provenance {
         apply_provenance(&mut merged, p);
     }
@@ -90,8 +95,15 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
             ),
         ));
     }
-    if merged.steps.is_empty() && !merged.inputs.is_empty() && !explained {
-        let has_progress = merged.inputs.iter().any(|i| records_progress(i.format));
+    if from_provenance && !merged.steps.is_empty() {
+        merged.problems.push(Problem::new(
+            ProblemKind::NoProgress,
+            input_names(&merged),
+            "no per-step progress among the inputs: the steps, their Dockerfile lines and layers \
+             are the provenance's, which does not say whether BuildKit took each from cache; pass \
+             the build's rawjson or plain progress log (or a .dockerbuild bundle) to see it",
+        ));
+    } else if merged.steps.is_empty() && !merged.inputs.is_empty() && !explained {
         merged.problems.push(if has_progress {
             Problem::new(
                 ProblemKind::NoSteps,
@@ -111,6 +123,46 @@ pub fn merge_fragments(mut fragments: Vec<(InputFormat, Fragment)>) -> Build {
     // The Dockerfile's text, when there is one, is applied by the caller.
     crate::readers::order::dockerfile_order(&mut merged.steps, None);
     merged
+}
+
+/// The Dockerfile steps mode=max provenance lists, for a build without a progress record:
+/// a base image is a base image whatever happened, any other step's outcome is unknown.
+/// Each platform's steps in Dockerfile order; a step two records list (one build's image
+/// attestation and its metadata file) once.
+fn steps_of_provenance(provenance: &[crate::readers::provenance::Provenance]) -> Vec<Step> {
+    let mut listed: Vec<&crate::readers::provenance::ProvenanceStep> =
+        provenance.iter().flat_map(|p| &p.steps).collect();
+    listed.sort_by(|a, b| (&a.platform, a.dockerfile_line).cmp(&(&b.platform, b.dockerfile_line)));
+    // BuildKit names a step's platform only in multi-platform builds: the same here.
+    let platforms: HashSet<&Option<String>> = listed.iter().map(|s| &s.platform).collect();
+    let several_platforms = platforms.len() > 1;
+    let mut seen = HashSet::new();
+    listed
+        .into_iter()
+        .filter(|step| seen.insert(step.vertex_digest.as_str()))
+        .map(|step| {
+            let kind = crate::model::StepKind::from_keyword(
+                step.instruction
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default(),
+            );
+            Step {
+                name: step.instruction.clone(),
+                platform: step.platform.clone().filter(|_| several_platforms),
+                instruction: step.instruction.clone(),
+                kind,
+                status: if kind == crate::model::StepKind::From {
+                    StepStatus::Base
+                } else {
+                    StepStatus::Unknown
+                },
+                vertex_digest: Some(step.vertex_digest.clone()),
+                dockerfile_line: Some(step.dockerfile_line),
+                ..Step::default()
+            }
+        })
+        .collect()
 }
 
 fn input_names(build: &Build) -> String {

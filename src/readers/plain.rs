@@ -1205,7 +1205,10 @@ mod tests {
             status_row("pushing manifest for r:v2@sha256:15 0.0s done"),
             ("pushing manifest for r:v2@sha256:15".into(), 0)
         );
-        assert_eq!(status_row("sha256:ea72 12.5kB"), ("sha256:ea72".into(), 12_500));
+        assert_eq!(
+            status_row("sha256:ea72 12.5kB"),
+            ("sha256:ea72".into(), 12_500)
+        );
         assert_eq!(
             status_row("extracting sha256:ea72 0.3s done"),
             ("extracting sha256:ea72".into(), 0)

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
+use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny};
 
@@ -57,6 +58,18 @@ pub struct Provenance {
     pub slsa_version: SlsaVersion,
     /// Read from a buildx metadata file, which keeps the build graph only when asked to.
     pub in_metadata_file: bool,
+    /// The Dockerfile steps of the build graph (mode=max), in its order.
+    pub steps: Vec<ProvenanceStep>,
+}
+
+/// A Dockerfile step as provenance gives it: what it is and where, not whether it was cached.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProvenanceStep {
+    pub vertex_digest: String,
+    /// The instruction as the Dockerfile writes it (`RUN apk add curl`).
+    pub instruction: String,
+    pub platform: Option<String>,
+    pub dockerfile_line: u32,
 }
 
 /// Why a document is not BuildKit provenance cachehit can use.
@@ -254,6 +267,15 @@ struct Vcs {
 struct SourceMetadata {
     /// `"stepN"` -> where the step is in the Dockerfile (`{}` for steps without a line).
     locations: Option<HashMap<String, StepLocations>>,
+    /// The files the locations point into: the Dockerfile first, its text in base64.
+    infos: Option<Vec<SourceInfo>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SourceInfo {
+    #[serde(deserialize_with = "lenient_string")]
+    data: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -323,6 +345,19 @@ struct LlbOp {
 #[serde(default)]
 struct LlbOpKind {
     source: Option<LlbSource>,
+    exec: Option<LlbExec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LlbExec {
+    meta: Option<LlbExecMeta>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LlbExecMeta {
+    args: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -589,6 +624,8 @@ struct LlbStep {
     inputs: Vec<String>,
     source: Option<String>,
     platform: Option<String>,
+    /// A `RUN`'s command line.
+    exec_args: Option<Vec<String>>,
 }
 
 impl LlbStep {
@@ -611,6 +648,7 @@ fn llb_platform(platform: LlbPlatform) -> Option<String> {
 
 fn read_build_graph(build_config: BuildConfig, meta: BuildkitMetadata, out: &mut Provenance) {
     let mut steps: HashMap<String, LlbStep> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
     let mut last: Option<String> = None;
     for entry in build_config.llb_definition.into_iter().flatten() {
         let Some(id) = entry.id else { continue };
@@ -620,20 +658,26 @@ fn read_build_graph(build_config: BuildConfig, meta: BuildkitMetadata, out: &mut
             .flatten()
             .map(|i| i.split(':').next().unwrap_or(&i).to_string())
             .collect();
-        let (source, platform) = match entry.op {
-            Some(op) => (
-                op.kind.and_then(|k| k.source).and_then(|s| s.identifier),
-                op.platform.and_then(llb_platform),
-            ),
-            None => (None, None),
+        let (source, exec_args, platform) = match entry.op {
+            Some(op) => {
+                let kind = op.kind.unwrap_or_default();
+                (
+                    kind.source.and_then(|s| s.identifier),
+                    kind.exec.and_then(|e| e.meta).and_then(|m| m.args),
+                    op.platform.and_then(llb_platform),
+                )
+            }
+            None => (None, None, None),
         };
         last = Some(id.clone());
+        order.push(id.clone());
         steps.insert(
             id,
             LlbStep {
                 inputs,
                 source,
                 platform,
+                exec_args,
             },
         );
     }
@@ -645,7 +689,49 @@ fn read_build_graph(build_config: BuildConfig, meta: BuildkitMetadata, out: &mut
     };
     let mut chains = layer_chains(meta.layers.unwrap_or_default());
     infer_base_image_chains(&steps, &mut chains);
-    let lines = source_lines(meta.source.and_then(|s| s.locations).unwrap_or_default());
+    let source = meta.source.unwrap_or_default();
+    let dockerfile = source
+        .infos
+        .into_iter()
+        .flatten()
+        .next()
+        .and_then(|info| info.data)
+        .and_then(|data| base64::engine::general_purpose::STANDARD.decode(data).ok())
+        .map(|text| String::from_utf8_lossy(&text).into_owned());
+    let lines = source_lines(source.locations.unwrap_or_default());
+    let digest_of: HashMap<&str, &str> = build_config
+        .digest_mapping
+        .iter()
+        .flatten()
+        .map(|(digest, id)| (id.as_str(), digest.as_str()))
+        .collect();
+    // The Dockerfile's steps, in the definition's order: the operations with a Dockerfile
+    // line, but the build context's and the Dockerfile's own sources.
+    for id in &order {
+        let (Some(step), Some(&line), Some(&digest)) =
+            (steps.get(id), lines.get(id), digest_of.get(id.as_str()))
+        else {
+            continue;
+        };
+        if step
+            .source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("local://"))
+        {
+            continue;
+        }
+        let instruction = dockerfile
+            .as_deref()
+            .and_then(|text| instruction_at(text, line))
+            .unwrap_or_else(|| instruction_of_op(step, line));
+        out.steps.push(ProvenanceStep {
+            vertex_digest: digest.to_string(),
+            instruction,
+            // File operations carry no platform: their input chain's.
+            platform: target_platform(id, &steps),
+            dockerfile_line: line,
+        });
+    }
     for (digest, id) in build_config.digest_mapping.into_iter().flatten() {
         let Some(step) = steps.get(&id) else { continue };
         let own_layers = match chains.get(&id) {
@@ -685,6 +771,52 @@ fn read_build_graph(build_config: BuildConfig, meta: BuildkitMetadata, out: &mut
             total_bytes: crate::model::layers_size(chain),
             ..PlatformImage::default()
         });
+    }
+}
+
+/// The instruction starting at `line` (1-based) of a Dockerfile, its continuation lines
+/// joined and its whitespace collapsed, as BuildKit names a step.
+fn instruction_at(dockerfile: &str, line: u32) -> Option<String> {
+    const MAX_CHARS: usize = 1000;
+    let mut text = String::new();
+    for row in dockerfile
+        .lines()
+        .skip(usize::try_from(line).ok()?.checked_sub(1)?)
+    {
+        let (row, continues) = match row.trim_end().strip_suffix('\\') {
+            Some(row) => (row, true),
+            None => (row, false),
+        };
+        for word in row.split_whitespace() {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(word);
+        }
+        if !continues || text.len() > MAX_CHARS {
+            break;
+        }
+    }
+    let text: String = text.chars().take(MAX_CHARS).collect();
+    (!text.is_empty()).then_some(text)
+}
+
+/// A step's instruction rebuilt from its operation, for provenance without the Dockerfile's
+/// text: `FROM image`, `RUN command`, else where it is.
+fn instruction_of_op(step: &LlbStep, line: u32) -> String {
+    if let Some(image) = step
+        .source
+        .as_deref()
+        .and_then(|s| s.strip_prefix("docker-image://"))
+    {
+        return format!("FROM {image}");
+    }
+    match step.exec_args.as_deref() {
+        Some([shell, flag, command]) if shell.ends_with("sh") && flag == "-c" => {
+            format!("RUN {command}")
+        }
+        Some(args) if !args.is_empty() => format!("RUN {}", args.join(" ")),
+        _ => format!("Dockerfile line {line}"),
     }
 }
 
@@ -959,5 +1091,50 @@ mod tests {
         );
         let p = parse_reader(text.as_bytes()).unwrap();
         assert!(p.vertices.is_empty());
+    }
+
+    #[test]
+    fn a_step_is_named_by_its_dockerfile_instruction_or_else_its_operation() {
+        let dockerfile = "FROM alpine AS base\n\nRUN apk add \\\n    curl \\\n  git\nCOPY . /src\n";
+        assert_eq!(
+            instruction_at(dockerfile, 1).as_deref(),
+            Some("FROM alpine AS base")
+        );
+        assert_eq!(
+            instruction_at(dockerfile, 3).as_deref(),
+            Some("RUN apk add curl git")
+        );
+        assert_eq!(
+            instruction_at(dockerfile, 6).as_deref(),
+            Some("COPY . /src")
+        );
+        assert_eq!(instruction_at(dockerfile, 2), None);
+        assert_eq!(instruction_at(dockerfile, 0), None);
+        assert_eq!(instruction_at(dockerfile, 99), None);
+        let long = format!("RUN {}\\\n", "x".repeat(900)).repeat(50);
+        assert!(instruction_at(&long, 1).unwrap().chars().count() <= 1000);
+
+        let op = |source: Option<&str>, args: Option<&[&str]>| LlbStep {
+            inputs: Vec::new(),
+            source: source.map(str::to_string),
+            platform: None,
+            exec_args: args.map(|a| a.iter().map(|s| s.to_string()).collect()),
+        };
+        assert_eq!(
+            instruction_of_op(
+                &op(Some("docker-image://docker.io/library/alpine:3"), None),
+                1
+            ),
+            "FROM docker.io/library/alpine:3"
+        );
+        assert_eq!(
+            instruction_of_op(&op(None, Some(&["/bin/sh", "-c", "make all"])), 4),
+            "RUN make all"
+        );
+        assert_eq!(
+            instruction_of_op(&op(None, Some(&["make", "all"])), 4),
+            "RUN make all"
+        );
+        assert_eq!(instruction_of_op(&op(None, None), 7), "Dockerfile line 7");
     }
 }

@@ -91,6 +91,9 @@ pub fn why(step: &Step) -> String {
             None => "run by another target of this bake".to_string(),
         },
         (StepStatus::Incomplete, _) => "the record ends before it finished".to_string(),
+        (StepStatus::Unknown, _) => {
+            "no progress record: cached or rebuilt is not known".to_string()
+        }
         (_, Some(reason)) => reason_text(reason),
         (StepStatus::Cached, _) if step.remote_cache_bytes.is_some() => "remote cache".to_string(),
         _ => String::new(),
@@ -109,11 +112,21 @@ pub fn summary_line(report: &Report) -> String {
         None => String::new(),
     };
     let info = &report.build.build;
+    let unknown = report
+        .build
+        .steps
+        .iter()
+        .filter(|step| step.status == StepStatus::Unknown)
+        .count();
     match (
         s.steps_total,
         info.buildkit_cached_vertices,
         info.buildkit_total_vertices,
     ) {
+        // Steps from provenance alone: no outcome to count.
+        _ if unknown > 0 && finished == 0 => parts.push(format!(
+            "{unknown} step(s) from the provenance, cached or rebuilt not known"
+        )),
         // Only BuildKit's own counters (a history record without its status log).
         (0, Some(cached), Some(total)) => parts.push(format!(
             "no per-step record; BuildKit counted {cached}/{total} steps cached"

@@ -42,7 +42,7 @@ fn status_colour(status: StepStatus) -> Option<Color> {
         StepStatus::Rebuilt => Some(Color::Yellow),
         StepStatus::Failed => Some(Color::Red),
         StepStatus::Canceled | StepStatus::NotRun | StepStatus::Incomplete => Some(Color::DarkGrey),
-        StepStatus::Base | StepStatus::Shared => None,
+        StepStatus::Base | StepStatus::Shared | StepStatus::Unknown => None,
     }
 }
 
