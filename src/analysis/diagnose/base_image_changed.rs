@@ -2,7 +2,7 @@
 //! and the first step it invalidated (against a previous release built cold too).
 
 use crate::analysis::causes::describe_base_move;
-use crate::analysis::diagnose::{Evidence, chain_len, chains, count, time_text};
+use crate::analysis::diagnose::{Evidence, chains, chains_total, count, time_text};
 use crate::model::RebuildReason;
 use crate::report::{Diagnosis, DiagnosisKind, Severity};
 
@@ -11,15 +11,11 @@ pub(super) fn find(evidence: &Evidence) -> Option<Diagnosis> {
     let found = chains(report, |r| {
         matches!(r, RebuildReason::BaseImageChanged { .. })
     });
-    let (step, _) = *found.first()?;
+    let step = found.first()?.step;
     let Some(RebuildReason::BaseImageChanged { before, after }) = &step.rebuild_reason else {
         return None;
     };
-    let total: u64 = found
-        .iter()
-        .map(|(_, ms)| ms)
-        .fold(0, |a, b| a.saturating_add(*b));
-    let rebuilt: usize = found.iter().map(|(s, _)| chain_len(report, s) + 1).sum();
+    let (rebuilt, total) = chains_total(&found);
     Some(Diagnosis {
         kind: DiagnosisKind::BaseImageChanged,
         severity: Severity::Notice,

@@ -1,7 +1,7 @@
 //! `build-arg-changed`: a build argument changed since the previous release and a step that
 //! depends on it was rebuilt (against a previous release built cold too).
 
-use crate::analysis::diagnose::{Evidence, chain_len, chains, count, time_text};
+use crate::analysis::diagnose::{Evidence, chains, chains_total, count, time_text};
 use crate::model::{ArgChange, ArgEvidence, RebuildReason};
 use crate::report::{Diagnosis, DiagnosisKind, Severity};
 
@@ -10,7 +10,7 @@ pub(super) fn find(evidence: &Evidence) -> Option<Diagnosis> {
     let found = chains(report, |r| {
         matches!(r, RebuildReason::BuildArgChanged { .. })
     });
-    let (step, _) = *found.first()?;
+    let step = found.first()?.step;
     let Some(RebuildReason::BuildArgChanged {
         args,
         evidence: how,
@@ -18,11 +18,7 @@ pub(super) fn find(evidence: &Evidence) -> Option<Diagnosis> {
     else {
         return None;
     };
-    let total: u64 = found
-        .iter()
-        .map(|(_, ms)| ms)
-        .fold(0, |a, b| a.saturating_add(*b));
-    let rebuilt: usize = found.iter().map(|(s, _)| chain_len(report, s) + 1).sum();
+    let (rebuilt, total) = chains_total(&found);
     let others = found.len() - 1;
     let unused = *how == ArgEvidence::Environment
         && !args.iter().any(|a| {

@@ -4,7 +4,7 @@
 //! nothing, and the likely cause.
 
 use crate::analysis::causes::cache::{self, ImportOutcome, Misconfiguration};
-use crate::analysis::diagnose::{Evidence, chain_time, count};
+use crate::analysis::diagnose::{Chain, Evidence, count};
 use crate::model::{RebuildReason, Step, StepKind};
 use crate::report::{Diagnosis, DiagnosisKind, Report, Severity};
 
@@ -101,7 +101,7 @@ pub(super) fn find(evidence: &Evidence) -> Option<Diagnosis> {
         }),
         step: Some(first.name.clone()),
         dockerfile_line: first.dockerfile_line,
-        wasted_ms: Some(chain_time(report, first)),
+        wasted_ms: Some(Chain::of(report, first).ms),
     })
 }
 

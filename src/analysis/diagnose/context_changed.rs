@@ -8,7 +8,7 @@ use crate::analysis::context::{
     ChangedFile, ContextChanges, ContextEvidence, ContextUnknown, context_sources, files_read_by,
     short,
 };
-use crate::analysis::diagnose::{Evidence, chain_time};
+use crate::analysis::diagnose::{Chain, Evidence};
 use crate::model::{RebuildReason, Step};
 use crate::report::{Diagnosis, DiagnosisKind, Severity};
 
@@ -101,7 +101,7 @@ fn from_files(evidence: &Evidence, step: &Step, changes: &ContextChanges) -> Dia
             entries(&unneeded),
             step.instruction
         );
-        diagnosis.wasted_ms = Some(chain_time(evidence.current, step));
+        diagnosis.wasted_ms = Some(Chain::of(evidence.current, step).ms);
     } else if whole {
         let also = if unneeded.is_empty() {
             String::new()

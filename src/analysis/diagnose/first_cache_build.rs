@@ -1,7 +1,7 @@
 //! `first-cache-build`: nothing was ever exported to the cache this build imports, so it could
 //! serve nothing: the first build of a cache ref (a notice, not a fault).
 
-use crate::analysis::diagnose::{Evidence, chain_len, count};
+use crate::analysis::diagnose::{Chain, Evidence, count};
 use crate::model::RebuildReason;
 use crate::report::{Diagnosis, DiagnosisKind, Severity};
 
@@ -22,7 +22,7 @@ pub(super) fn find(evidence: &Evidence) -> Option<Diagnosis> {
     let built = format!(
         "`{}` and the {} after it were built",
         step.name,
-        count(chain_len(report, step), "step")
+        count(Chain::of(report, step).following, "step")
     );
     let message = if gha {
         format!(

@@ -93,29 +93,52 @@ fn is_cache_cause(reason: &RebuildReason) -> bool {
     )
 }
 
-/// The steps whose primary cause `is` picks, in step order, each with the time of its chain
-/// (itself and what was rebuilt only because of it).
-fn chains(report: &Report, is: impl Fn(&RebuildReason) -> bool) -> Vec<(&Step, u64)> {
+/// A rebuilt step and what it cost: itself and every step rebuilt only because of it,
+/// transitively.
+struct Chain<'a> {
+    step: &'a Step,
+    /// Steps rebuilt only because of `step` (not counting it).
+    following: usize,
+    /// Summed durations of `step` and those steps (they come from the records: saturating).
+    ms: u64,
+}
+
+impl<'a> Chain<'a> {
+    fn of(report: &'a Report, from: &'a Step) -> Chain<'a> {
+        let mut names: HashSet<&str> = HashSet::from([from.name.as_str()]);
+        let mut ms = from.duration_ms.unwrap_or(0);
+        for step in &report.build.steps {
+            if let Some(RebuildReason::UpstreamRebuilt { upstream }) = &step.rebuild_reason
+                && names.contains(upstream.as_str())
+            {
+                names.insert(step.name.as_str());
+                ms = ms.saturating_add(step.duration_ms.unwrap_or(0));
+            }
+        }
+        Chain {
+            step: from,
+            following: names.len() - 1,
+            ms,
+        }
+    }
+}
+
+/// The chains of the steps whose primary cause `is` picks, in step order.
+fn chains(report: &Report, is: impl Fn(&RebuildReason) -> bool) -> Vec<Chain<'_>> {
     report
         .build
         .steps
         .iter()
         .filter(|s| s.status.did_work() && s.rebuild_reason.as_ref().is_some_and(&is))
-        .map(|s| (s, chain_time(report, s)))
+        .map(|s| Chain::of(report, s))
         .collect()
 }
 
-/// Steps rebuilt only because of `from`, transitively (not counting it).
-fn chain_len(report: &Report, from: &Step) -> usize {
-    let mut names: HashSet<&str> = HashSet::from([from.name.as_str()]);
-    for step in &report.build.steps {
-        if let Some(RebuildReason::UpstreamRebuilt { upstream }) = &step.rebuild_reason
-            && names.contains(upstream.as_str())
-        {
-            names.insert(step.name.as_str());
-        }
-    }
-    names.len() - 1
+/// Steps rebuilt across `chains`, their starting steps included, and their summed time.
+fn chains_total(chains: &[Chain<'_>]) -> (usize, u64) {
+    chains.iter().fold((0, 0), |(steps, ms), chain| {
+        (steps + chain.following + 1, ms.saturating_add(chain.ms))
+    })
 }
 
 /// Summed step durations; they come from the records, so the sum saturates.
@@ -123,21 +146,6 @@ fn total_ms<'a>(steps: impl Iterator<Item = &'a Step>) -> u64 {
     steps
         .filter_map(|s| s.duration_ms)
         .fold(0, u64::saturating_add)
-}
-
-fn chain_time(report: &Report, from: &Step) -> u64 {
-    // The step and everything rebuilt only because of it, transitively.
-    let mut names: HashSet<&str> = HashSet::from([from.name.as_str()]);
-    let mut total = from.duration_ms.unwrap_or(0);
-    for step in &report.build.steps {
-        if let Some(RebuildReason::UpstreamRebuilt { upstream }) = &step.rebuild_reason
-            && names.contains(upstream.as_str())
-        {
-            names.insert(step.name.as_str());
-            total = total.saturating_add(step.duration_ms.unwrap_or(0));
-        }
-    }
-    total
 }
 
 /// `1 step`, `3 steps`.
