@@ -574,8 +574,9 @@ pub fn report_from_zip(bytes: &[u8], preferred: &str) -> Result<Report, Artifact
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
     use std::path::PathBuf;
+
+    use crate::github::records::zip_of;
 
     use super::*;
     use crate::github::error::ApiErrorKind;
@@ -586,17 +587,6 @@ mod tests {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/buildkit-v0.24/p2-deps-first/v1.rawjson");
         crate::analysis::analyze(read_inputs(&[path], &ReadOptions::default()).unwrap())
-    }
-
-    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        for (name, bytes) in files {
-            writer
-                .start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            writer.write_all(bytes).unwrap();
-        }
-        writer.finish().unwrap().into_inner()
     }
 
     #[derive(Default)]

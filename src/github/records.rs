@@ -325,22 +325,24 @@ fn choose(pulls: &[PullInfo], sha: Option<&str>, repository: Option<&str>) -> Op
         .map(|p| p.number)
 }
 
+/// A zip archive holding `files`, as GitHub serves an artifact.
+#[cfg(test)]
+pub(super) fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, bytes) in files {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(bytes).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
 
     use super::*;
-
-    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        for (name, bytes) in files {
-            writer
-                .start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            writer.write_all(bytes).unwrap();
-        }
-        writer.finish().unwrap().into_inner()
-    }
 
     #[test]
     fn bundles_are_found_by_content_zipped_or_not() {
