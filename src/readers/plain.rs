@@ -384,28 +384,23 @@ impl PlainParser {
             let name = (!is_continuation(rest)).then_some(rest);
             return Some(self.new_slot(build, number, name));
         }
-        if header {
-            // A vertex whose lines came before its header (a log cut at its start).
-            if let Some(&unnamed) = open.iter().find(|s| self.slots[**s].name.is_none()) {
-                self.name_slot(unnamed, rest);
-                return Some(unnamed);
-            }
-            // Another vertex with a number in use: another build's.
-            let build = self.build_for_new_vertex(number, rest, &candidates)?;
-            return Some(self.new_slot(build, number, Some(rest)));
+        // A header here: `continued_vertex` took every other line of a number in use that no
+        // open vertex is named like. A vertex whose lines came before its header (a log cut
+        // at its start)?
+        if let Some(&unnamed) = open.iter().find(|s| self.slots[**s].name.is_none()) {
+            self.name_slot(unnamed, rest);
+            return Some(unnamed);
         }
-        // A continuation line: the unfinished vertex of that number whose header came last.
-        let pool = if open.is_empty() { &candidates } else { &open };
-        pool.iter()
-            .copied()
-            .max_by_key(|s| (!self.slots[*s].finished, self.slots[*s].header_seq))
+        // Another vertex with a number in use: another build's.
+        let build = self.build_for_new_vertex(number, rest, &candidates)?;
+        Some(self.new_slot(build, number, Some(rest)))
     }
 
-    /// What `resolve` decides for a line that is not a header, when a vertex of that number
-    /// exists and none is named like the line: the unfinished vertex whose header came last,
+    /// The vertex a line that is not a header continues, when a vertex of that number exists
+    /// and no open one is named like the line: the unfinished vertex whose header came last,
     /// among the open builds' when there are any. Most lines of a log are such lines, and
-    /// this answers them without copying the candidates. `None` leaves the decision to
-    /// `resolve`.
+    /// this answers them without copying the candidates. `None` leaves the decision to the
+    /// rest of `resolve`.
     fn continued_vertex(&self, number: u64, line: &[u8]) -> Option<usize> {
         let candidates = self.by_number.get(&number)?;
         let open = |s: usize| !self.builds[self.slots[s].build].closed;
